@@ -1,0 +1,1 @@
+"""Runner glue: MMEngine compatibility fixes, runner construction, checkpoint loading."""
