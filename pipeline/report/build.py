@@ -1,0 +1,276 @@
+"""Assemble the report from `results/` (and the composed test images for the qualitative grid).
+
+Sections: paper vs reproduced (matting), the matting table per variant, evaluation-only sets, the toy table
+("protocol: ours"), operator speed, figures, provenance. Every number goes through `SourceReader`, so
+`results/report/cells.json` lists each printed cell with the file and key it came from.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from pipeline.report import plots
+from pipeline.report.cells import Cell, SourceReader, Table, fmt_number
+
+MATTING_METRICS = ("sad", "mse", "grad", "conn")
+TOY_METRICS = ("psnr", "ssim", "mae", "mse")
+PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
+
+
+@dataclass
+class Report:
+    """Everything the templates render."""
+
+    title: str
+    profile: str
+    dataset: str
+    tables: dict[str, Table] = field(default_factory=dict)
+    figures: dict[str, Path] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    stage_times: dict[str, float] = field(default_factory=dict)
+
+    def note(self, section: str, text: str) -> None:
+        self.notes.setdefault(section, []).append(text)
+
+
+def _variants(results: Path, kind: str) -> list[str]:
+    folder = results / kind
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def dataset_label(results: Path, reader: SourceReader, params: dict[str, Any]) -> str:
+    """Which data the matting numbers were measured on, from the compose stage's own record."""
+    run = results / "compose" / "run.json"
+    source = (params.get("compose") or {}).get("source", "synthetic")
+    if run.is_file():
+        source = reader.load(run).get("params", {}).get("source", source)
+    names = {"synthetic": "procedural synthetic set (ours)", "comp1k": "Composition-1k",
+             "d646": "Distinctions-646", "folder": "user folder"}
+    return names.get(source, str(source))
+
+
+def paper_vs_reproduced(results: Path, reader: SourceReader, report: Report, paper_json: Path) -> Table:
+    """Paper rows (Composition-1k) and this run's rows, each labelled with its dataset; never mixed in a column."""
+    paper = reader.load(paper_json)
+    table = Table("paper_vs_reproduced", ["upsampler", "measured on", "SAD", "MSE", "Grad", "Conn", "source"],
+                  caption="Paper rows: " + paper["source_note"].strip())
+    for row in paper["rows"]:
+        cells = [reader.get(paper_json, "rows", paper["rows"].index(row), m) for m in MATTING_METRICS]
+        table.add(row["label"], paper["dataset"], *cells, row["source"])
+    for variant in _variants(results, "eval"):
+        metrics = results / "eval" / variant / "metrics.json"
+        if not metrics.is_file():
+            continue
+        cells = [reader.mean_std(metrics, "sets", "test", m) for m in MATTING_METRICS]
+        table.add(f"{variant} (this run)", f"{report.dataset}, test split, profile {report.profile}", *cells,
+                  reader.rel(metrics))
+    return table
+
+
+def matting_table(results: Path, reader: SourceReader) -> Table:
+    """Per trained variant: params, FLOPs, iterations, wall time, validation and test metrics, CPU latency."""
+    table = Table("matting", ["variant", "params", "GFLOPs@512²", "iterations", "train time (s)", "val SAD",
+                              "test SAD", "test MSE", "test Grad", "test Conn", "images", "CPU fwd 512² (ms)"],
+                  caption="Test metrics: mean ± std over the test images of one training seed (MATLAB semantics; "
+                          "SAD, Grad, Conn /1000).")
+    networks = results / "bench" / "networks.json"
+    for variant in sorted(set(_variants(results, "train")) | set(_variants(results, "eval"))):
+        summary = results / "train" / variant / "summary.json"
+        metrics = results / "eval" / variant / "metrics.json"
+        row: list[Cell | str] = [variant]
+        if summary.is_file():
+            row += [reader.get(summary, "params"), reader.get(summary, "gflops_512", fmt=lambda v: fmt_number(v, 4)),
+                    reader.get(summary, "iters"), reader.get(summary, "wall_time_s", fmt=lambda v: f"{v:.0f}"),
+                    reader.get(summary, "final_val", "sad")]
+        else:
+            row += ["(not trained)"] * 5
+        if metrics.is_file():
+            row += [reader.mean_std(metrics, "sets", "test", m) for m in MATTING_METRICS]
+            row.append(reader.get(metrics, "sets", "test", "n_images"))
+        else:
+            row += ["(not evaluated)"] * 5
+        row.append(_network_latency(reader, networks, variant, 512))
+        table.add(*row)
+    return table
+
+
+def _network_latency(reader: SourceReader, networks: Path, variant: str, size: int) -> Cell:
+    if not networks.is_file():
+        return Cell("(no bench)")
+    data = reader.load(networks)
+    for i, entry in enumerate(data.get("results", [])):
+        if entry.get("variant") == variant and entry.get("size") == size and entry.get("device", "cpu") == "cpu":
+            return reader.get(networks, "results", i, "forward_ms", fmt=lambda v: f"{v:.1f}")
+    return Cell("–")
+
+
+def extra_sets_table(results: Path, reader: SourceReader) -> Table | None:
+    """Evaluation-only sets (e.g. alphamatting.com) per variant, when configured."""
+    table = Table("extra_sets", ["variant", "set", "SAD", "MSE", "Grad", "Conn", "images"])
+    for variant in _variants(results, "eval"):
+        metrics = results / "eval" / variant / "metrics.json"
+        if not metrics.is_file():
+            continue
+        sets = reader.load(metrics).get("sets", {})
+        for name in sorted(k for k in sets if k != "test"):
+            table.add(variant, name, *[reader.mean_std(metrics, "sets", name, m) for m in MATTING_METRICS],
+                      reader.get(metrics, "sets", name, "n_images"))
+    return table if table.rows else None
+
+
+def toy_table(results: Path, reader: SourceReader) -> Table | None:
+    """The toy reconstruction table: best-epoch metrics (mean ± std over seeds) and last-epoch PSNR."""
+    path = results / "toy" / "metrics.json"
+    if not path.is_file():
+        return None
+    data = reader.load(path)
+    table = Table("toy", ["dataset", "operator", "params", "PSNR (best)", "SSIM (best)", "MAE (best)",
+                          "MSE (best)", "best epoch", "PSNR (last)"],
+                  caption=f"Protocol: {data.get('protocol', 'ours')}; profile {data.get('profile')}, "
+                          f"{data.get('epochs')} epochs, seeds {data.get('seeds')}. Not the paper's table "
+                          "(which is not public).")
+    for dataset, per_op in data.get("results", {}).items():
+        for op in per_op:
+            table.add(dataset, op, reader.get(path, "results", dataset, op, "params"),
+                      *[reader.mean_std(path, "results", dataset, op, "best", m) for m in TOY_METRICS],
+                      reader.mean_std(path, "results", dataset, op, "best", "epoch", digits=3),
+                      reader.mean_std(path, "results", dataset, op, "last", "psnr"))
+    return table
+
+
+def bench_table(results: Path, reader: SourceReader) -> Table | None:
+    """Operator time ratios against bilinear (upsamplers) / average pooling (downsamplers)."""
+    path = results / "bench" / "ops.json"
+    if not path.is_file():
+        return None
+    data = reader.load(path)
+    table = Table("bench", ["operator", "direction", "shape", "batch", "device", "fwd ratio", "fwd+bwd ratio"],
+                  caption="Median time ratio against F.interpolate(bilinear) for upsamplers and 2×2 average "
+                          "pooling for downsamplers, measured interleaved in one process.")
+    for i, entry in enumerate(data.get("results", [])):
+        if entry.get("operator") in ("bilinear", "avgpool"):
+            continue
+        table.add(entry.get("operator", "?"), entry.get("direction", ""), str(entry.get("shape", "")),
+                  str(entry.get("batch", "")), entry.get("device", "cpu"),
+                  reader.get(path, "results", i, "forward_ratio", fmt=lambda v: f"{v:.2f}×"),
+                  reader.get(path, "results", i, "backward_ratio", fmt=lambda v: f"{v:.2f}×"))
+    return table if table.rows else None
+
+
+def stage_times(results: Path, reader: SourceReader) -> dict[str, float]:
+    """Wall time of every stage that wrote a run.json."""
+    out = {}
+    for run in sorted(results.glob("**/run.json")):
+        data = reader.load(run)
+        if "wall_time_s" in data:
+            out[reader.rel(run.parent)] = float(data["wall_time_s"])
+    return out
+
+
+def curves_figure(results: Path, fig_dir: Path) -> Path | None:
+    """Training and validation curves of every variant from its DVCLive folder."""
+    series: dict[str, dict[str, Path]] = {}
+    for variant in _variants(results, "train"):
+        metric_dir = results / "train" / variant / "dvclive" / "plots" / "metrics"
+        for tsv in sorted(metric_dir.glob("**/*.tsv")):
+            name = str(tsv.relative_to(metric_dir).with_suffix(""))
+            if any(key in name for key in ("loss", "sad", "mse")) and "lr" not in name:
+                series.setdefault(variant, {})[name] = tsv
+    return plots.training_curves(series, fig_dir / "training_curves.png") if series else None
+
+
+def bars_figure(results: Path, reader: SourceReader, fig_dir: Path) -> Path | None:
+    """Test metrics per matting variant as bars with image-level std."""
+    values: dict[str, dict[str, float]] = {}
+    errors: dict[str, dict[str, float]] = {}
+    for variant in _variants(results, "eval"):
+        metrics = results / "eval" / variant / "metrics.json"
+        if metrics.is_file():
+            test = reader.load(metrics).get("sets", {}).get("test", {})
+            for m in MATTING_METRICS:
+                if m in test:
+                    values.setdefault(m.upper(), {})[variant] = float(test[m]["mean"])
+                    errors.setdefault(m.upper(), {})[variant] = float(test[m].get("std", 0.0))
+    return plots.metric_bars(values, fig_dir / "matting_bars.png", "test metrics per upsampler (lower is better)",
+                             errors) if values else None
+
+
+def qualitative_figure(results: Path, data_dir: Path, fig_dir: Path, n_images: int) -> Path | None:
+    """Image, trimap, ground truth, each variant's prediction and its |error| on the first `n_images` test images."""
+    from pipeline.io import read_alpha, read_rgb, read_trimap
+
+    test = data_dir / "test"
+    list_file = test / "list.txt"
+    if not list_file.is_file():
+        return None
+    names = [n.strip() for n in list_file.read_text().splitlines() if n.strip()][:n_images]
+    variants = [v for v in _variants(results, "eval") if (results / "eval" / v / "pred" / "test").is_dir()]
+    columns = ["image", "trimap", "ground truth"] + [c for v in variants for c in (v, f"|err| {v}")]
+    rows = []
+    for name in names:
+        gt = read_alpha(test / "alpha" / f"{name}.png")
+        row = {"image": read_rgb(test / "image" / f"{name}.png"), "trimap": read_trimap(test / "trimap" / f"{name}.png"),
+               "ground truth": gt}
+        for v in variants:
+            pred = read_alpha(results / "eval" / v / "pred" / "test" / f"{name}.png")
+            row[v] = pred
+            row[f"|err| {v}"] = np.abs(pred.astype(np.float32) - gt.astype(np.float32)) / 255.0
+        rows.append(row)
+    return plots.qualitative_grid(rows, columns, fig_dir / "qualitative.png")
+
+
+def write_paper_numbers_json(out_dir: Path) -> Path:
+    """Copy the paper numbers into the report folder as JSON so their cells are traced like every other."""
+    from pipeline.io import write_json
+
+    return write_json(out_dir / "paper_numbers.json", yaml.safe_load(PAPER_NUMBERS.read_text()))
+
+
+def build_report(repo: Path, params: dict[str, Any], fig_dir: Path, final_dir: Path | None = None) -> Report:
+    """Collect every table and figure; `fig_dir` (the report's own folder, possibly a temporary one that becomes
+    `final_dir`) receives the PNGs and the paper JSON."""
+    from pipeline.report.provenance import collect_provenance
+
+    results = repo / "results"
+    reader = SourceReader(repo, {fig_dir: final_dir} if final_dir else None)
+    paper_json = write_paper_numbers_json(fig_dir)
+    profile = (params.get("base") or {}).get("profile", "cpu")
+    report = Report(title=(params.get("report") or {}).get("title", "A2U reproduction report"), profile=profile,
+                    dataset=dataset_label(results, reader, params))
+    report.tables["paper_vs_reproduced"] = paper_vs_reproduced(results, reader, report, paper_json)
+    report.tables["matting"] = matting_table(results, reader)
+    for name, builder in (("extra_sets", extra_sets_table), ("toy", toy_table), ("bench", bench_table)):
+        table = builder(results, reader)
+        if table is not None:
+            report.tables[name] = table
+        else:
+            report.note(name, "not produced by this run (its stage has no output in results/)")
+    n_images = int((params.get("report") or {}).get("qualitative_images", 3))
+    data_dir = repo / (params.get("compose") or {}).get("out_dir", "data/composed")
+    for key, fig in (("training_curves", curves_figure(results, fig_dir)),
+                     ("matting_bars", bars_figure(results, reader, fig_dir)),
+                     ("qualitative", qualitative_figure(results, data_dir, fig_dir, n_images))):
+        if fig is not None:
+            report.figures[key] = fig
+    for key, src in (("toy_grid", results / "toy" / "grid.png"), ("bench_ratios", results / "bench" / "ratios.png"),
+                     ("contact_sheet", results / "compose" / "contact_sheet.png")):
+        if src.is_file():
+            report.figures[key] = src
+    report.stage_times = stage_times(results, reader)
+    report.provenance = collect_provenance(repo, params)
+    return report
+
+
+def traced_cells(report: Report) -> list[dict[str, Any]]:
+    """All cells with a source, for results/report/cells.json."""
+    return [cell for table in report.tables.values() for cell in table.traced_cells()]
+
+
+def dump_cells(report: Report) -> str:
+    return json.dumps(traced_cells(report), indent=1, default=str)

@@ -1,0 +1,44 @@
+"""DVC stage `report`: render results/report.md and a self-contained results/report.html from results/.
+
+Usage: python stages/report.py   (reads params.yaml sections base, report; see pipeline/report/)
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.io import atomic_dir, write_text  # noqa: E402
+from pipeline.params import load_params, stage_params  # noqa: E402
+from pipeline.report.build import build_report, dump_cells  # noqa: E402
+from pipeline.report.render import render_html, render_markdown  # noqa: E402
+from pipeline.runinfo import StageTimer  # noqa: E402
+
+logger = logging.getLogger("stages.report")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    repo = Path.cwd()
+    params = load_params(repo / "params.yaml")
+    timer = StageTimer("report", stage_params(params, "report"))
+    results = repo / "results"
+    final = results / "report"
+    with atomic_dir(final) as tmp:
+        report = build_report(repo, params, tmp, final)
+        html = render_html(report)  # embeds the figures while they are still in the temporary folder
+        report.figures = {k: final / Path(v).relative_to(tmp) if Path(v).is_relative_to(tmp) else Path(v)
+                          for k, v in report.figures.items()}
+        markdown = render_markdown(report, results / "report.md")
+        write_text(tmp / "cells.json", dump_cells(report) + "\n")
+        timer.write(tmp)
+    write_text(results / "report.md", markdown)
+    write_text(results / "report.html", html)
+    logger.info("report written to %s and %s (figures in %s) in %.1f s", results / "report.md",
+                results / "report.html", final, timer.elapsed())
+
+
+if __name__ == "__main__":
+    main()
