@@ -48,6 +48,17 @@ class MaxPoolDown(nn.Module):
         return F.max_pool2d(x, 2, return_indices=True)
 
 
+def max_unpool2x(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Max-unpooling ×2 as a scatter: x, indices N×C×h×w (flat indices into each 2h×2w plane) -> N×C×2h×2w.
+
+    Same result as `F.max_unpool2d(x, indices, 2)`, but traceable (torch's version fails under jit tracing and
+    ONNX export because it checks the output size with Python booleans on traced tensors).
+    """
+    n, c, h, w = x.shape
+    out = x.new_zeros(n, c, 4 * h * w).scatter(2, indices.reshape(n, c, h * w), x.reshape(n, c, h * w))
+    return out.view(n, c, 2 * h, 2 * w)
+
+
 @MODELS.register_module(name="MaxUnpoolUp")
 class MaxUnpoolUp(nn.Module):
     """Max-unpooling ×2: puts each value at its pooled argmax, zeros elsewhere."""
@@ -56,7 +67,7 @@ class MaxUnpoolUp(nn.Module):
         """x N×C×h×w, indices from `MaxPoolDown.forward_with_state` (same shape) -> N×C×2h×2w."""
         if indices.shape != x.shape:
             raise ValueError(f"MaxUnpoolUp: indices shape {tuple(indices.shape)} must equal x {tuple(x.shape)}")
-        return F.max_unpool2d(x, indices, 2, output_size=(2 * x.shape[-2], 2 * x.shape[-1]))
+        return max_unpool2x(x, indices)
 
 
 @MODELS.register_module(name="StridedConvDown")

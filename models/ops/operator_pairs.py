@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.ops.a2u import A2D
-from models.ops.basic import DeconvUp, MaxPoolDown, StridedConvDown
+from models.ops.basic import DeconvUp, MaxPoolDown, StridedConvDown, max_unpool2x
 from models.ops.carafe import CARAFETorch
 from models.ops.indexnet import IndexNetDown, IndexNetUp
 from models.ops.pairs import OperatorPair
@@ -111,7 +111,7 @@ class MaxUnpoolPair(OperatorPair):
         return self.downsampler.forward_with_state(x)
 
     def up(self, x: torch.Tensor, state: Any) -> torch.Tensor:
-        return F.max_unpool2d(x, state, 2, output_size=(2 * x.shape[-2], 2 * x.shape[-1]))
+        return max_unpool2x(x, state)
 
 
 @OPERATOR_PAIRS.register_module(name="indexnet")

@@ -1,0 +1,114 @@
+"""The A2U matting network (Dai, Lu, Shen, CVPR 2021, arXiv 2011.14288; spec 4.1), upsampler as a config choice.
+
+    net = MODELS.build(dict(type='A2UMattingNet', upsampler='a2u'))
+    alpha = net(x)        # x: (N, 4, H, W), H and W multiples of 16 -> raw alpha (N, 1, H, W), no sigmoid
+
+One operator pair (from `OPERATOR_PAIRS`, by name) per ×2 stage: four pairs on 64, 64, 128, 256 channels
+drive the encoder downsampling and, in reverse order, the decoder upsampling. Parameters: 8,049,003 for the
+bilinear / max-pool baseline; +40,232 (a2u) and +220,448 (a2u-unshared).
+
+Parameter names: `encoder.*` is the pretrained ResNet part (the official 1e-4 learning rate, layer0
+included); `pairs.*` (kernel generators), `aspp.*` and `decoder.*` are new (0.01).
+
+Deliberate choices, against the official code:
+    - plain BatchNorm + LeakyReLU(0.01) instead of inplace-ABN (same parameters and maths);
+    - the spec 5.3 initialisation is applied to every Conv2d of the network, the pairs' included (as the
+      official `_initialize_weights` does over `named_modules()`);
+    - a space-to-depth pair (pixel shuffle) is adapted with 1×1 convs (see `ChannelPreservingPair`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from models.matting.aspp import ASPP
+from models.matting.blocks import LEAKY_SLOPE, ChannelPreservingPair
+from models.matting.decoder import A2UDecoder
+from models.matting.encoder import PAIR_CHANNELS, A2UResNetEncoder, load_encoder_weights
+from models.ops.pairs import build_pair
+from models.registry import MODELS
+
+#: The network's output stride: H and W must be multiples of it.
+OUTPUT_STRIDE = 16
+
+#: Pair keyword arguments the matting network uses by default (the authors' settings, spec 2.1 and 4.1):
+#: interpolation-style pairs keep the baseline's 2×2 max-pool encoder. `pair_cfg` entries override these.
+DEFAULT_PAIR_KWARGS: dict[str, dict[str, Any]] = {
+    "bilinear": {"down": "maxpool"},
+    "nearest": {"down": "maxpool"},
+    "carafe": {"down": "maxpool"},
+    "a2u": {"up_kernel_size": 3, "encode_kernel_size": 6},
+    "a2u-unshared": {"up_kernel_size": 3, "encode_kernel_size": 6},
+}
+
+#: xavier_normal gain of the official init: calculate_gain('leaky_relu', 0.01) = sqrt(2 / (1 + 0.01²)).
+INIT_GAIN = math.sqrt(2.0 / (1.0 + LEAKY_SLOPE ** 2))
+
+
+def build_matting_pair(upsampler: str, channels: int, pair_cfg: Mapping[str, Any] | None = None,
+                       ) -> ChannelPreservingPair:
+    """Build the registered pair `upsampler` for `channels`, with the defaults above updated by `pair_cfg`."""
+    kwargs = {**DEFAULT_PAIR_KWARGS.get(upsampler, {}), **dict(pair_cfg or {})}
+    return ChannelPreservingPair(build_pair(upsampler, channels=channels, **kwargs), channels)
+
+
+@MODELS.register_module()
+class A2UMattingNet(nn.Module):
+    """ResNet-34 [3, 4, 4] encoder + ASPP + additive-skip decoder, every ×2 stage an operator pair.
+
+    Args:
+        upsampler (str): a registered operator-pair name ('bilinear', 'nearest', 'a2u', 'a2u-unshared',
+            'carafe', 'indexnet', 'deconv', 'maxunpool', 'pixelshuffle', ...). Default: 'bilinear'.
+        pair_cfg (Mapping | None): extra keyword arguments for every pair, overriding `DEFAULT_PAIR_KWARGS`.
+            Default: None.
+        aspp (bool): use the ASPP context module (the official `adobe.yaml` does). Default: True.
+        in_channels (int): input channels (normalised RGB + trimap). Default: 4.
+        encoder_weights (str | Path | None): local ResNet-34 checkpoint loaded into the encoder after the
+            initialisation (see `load_encoder_weights`); nothing is downloaded. Default: None.
+    """
+
+    def __init__(self, upsampler: str = "bilinear", pair_cfg: Mapping[str, Any] | None = None, aspp: bool = True,
+                 in_channels: int = 4, encoder_weights: str | Path | None = None) -> None:
+        super().__init__()
+        if not isinstance(upsampler, str):
+            raise TypeError(f"upsampler must be a pair name (str), got {type(upsampler).__name__}")
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be positive, got {in_channels}")
+        self.upsampler = upsampler
+        self.in_channels = in_channels
+        self.pairs = nn.ModuleList(build_matting_pair(upsampler, c, pair_cfg) for c in PAIR_CHANNELS)
+        self.encoder = A2UResNetEncoder(in_channels)
+        self.aspp = ASPP(256, 256) if aspp else None
+        self.decoder = A2UDecoder(in_channels)
+        self.init_weights()
+        if encoder_weights is not None:
+            load_encoder_weights(self.encoder, encoder_weights)
+
+    def init_weights(self) -> None:
+        """Spec 5.3: every Conv2d xavier_normal (gain sqrt(2/(1+0.01²))) with zero bias; BN γ=1, β=0."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_normal_(module.weight, gain=INIT_GAIN)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"input must be N×{self.in_channels}×H×W, got {tuple(x.shape)}")
+        if x.shape[-2] % OUTPUT_STRIDE or x.shape[-1] % OUTPUT_STRIDE:
+            raise ValueError(f"input H and W must be multiples of {OUTPUT_STRIDE} (pad first), "
+                             f"got {tuple(x.shape[-2:])}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_channels, H, W) -> raw alpha (N, 1, H, W)."""
+        self._check_input(x)
+        features = self.encoder(x, self.pairs)
+        context = features.l3 if self.aspp is None else self.aspp(features.l3)
+        return self.decoder(context, features, x, self.pairs)

@@ -1,0 +1,196 @@
+"""Tests of the A2U matting network (models/matting): sizes against the spec, shapes, pairs, pretrained mapping."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.matting import A2UMattingNet
+from models.matting.encoder import PAIR_CHANNELS, load_encoder_weights, map_torchvision_resnet34
+from models.ops.pairs import OperatorPair
+from models.registry import MODELS, OPERATOR_PAIRS
+
+#: Spec 4.2 (recomputed from the official architecture).
+BASELINE_PARAMS = 8_049_003
+EXTRA_PARAMS = {"a2u": 40_232, "a2u-unshared": 220_448}
+#: Every variant the network must accept (`models.ops.PAIR_NAMES`).
+VARIANTS = ("bilinear", "nearest", "a2u", "a2u-unshared", "carafe", "indexnet", "deconv", "maxunpool",
+            "pixelshuffle")
+STANDIN = "_test-maxpool-bilinear"
+
+
+class MaxPoolBilinearStandIn(OperatorPair):
+    """Independent reference for the baseline pair: 2×2 max-pool down, bilinear ×2 up (align_corners False)."""
+
+    def down(self, x):
+        return F.max_pool2d(x, 2), None
+
+    def up(self, x, state):
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+OPERATOR_PAIRS.register_module(name=STANDIN, module=MaxPoolBilinearStandIn, force=True)
+
+
+def _num_params(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_baseline_parameter_count_matches_spec():
+    assert _num_params(A2UMattingNet(upsampler=STANDIN)) == BASELINE_PARAMS
+
+
+@pytest.mark.parametrize("variant", ["bilinear", "nearest"])
+def test_parameter_free_pairs_match_baseline(variant):
+    assert _num_params(A2UMattingNet(upsampler=variant)) == BASELINE_PARAMS
+
+
+@pytest.mark.parametrize("variant", sorted(EXTRA_PARAMS))
+def test_a2u_parameter_overhead_matches_spec(variant):
+    net = A2UMattingNet(upsampler=variant)
+    assert _num_params(net) == BASELINE_PARAMS + EXTRA_PARAMS[variant]
+    assert sum(p.numel() for p in net.pairs.parameters()) == EXTRA_PARAMS[variant]
+
+
+def test_pixelshuffle_is_adapted_with_1x1_convs():
+    """Space-to-depth pairs get a 4C->C and a C->4C bias-free 1×1 conv per stage: 8·C² parameters."""
+    net = A2UMattingNet(upsampler="pixelshuffle")
+    assert _num_params(net) == BASELINE_PARAMS + sum(8 * c * c for c in PAIR_CHANNELS)
+
+
+@pytest.mark.parametrize("variant", ["bilinear", "nearest", "carafe"])
+def test_pooling_pairs_default_to_max_pool_and_pair_cfg_overrides(variant):
+    x = torch.randn(1, 64, 8, 8)
+    default = A2UMattingNet(upsampler=variant).pairs[0]
+    torch.testing.assert_close(default.down(x)[0], F.max_pool2d(x, 2))
+    averaged = A2UMattingNet(upsampler=variant, pair_cfg={"down": "avgpool"}).pairs[0]
+    torch.testing.assert_close(averaged.down(x)[0], F.avg_pool2d(x, 2))
+
+
+def test_bilinear_pair_equals_maxpool_bilinear_reference():
+    """Same seed -> same weights, so the network output must match the stand-in reference pair exactly."""
+    x = torch.randn(1, 4, 32, 32)
+    torch.manual_seed(1)
+    reference = A2UMattingNet(upsampler=STANDIN).eval()
+    torch.manual_seed(1)
+    net = A2UMattingNet(upsampler="bilinear").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), reference(x))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_forward_at_size_not_multiple_of_32(variant):
+    net = A2UMattingNet(upsampler=variant).eval()
+    x = torch.randn(1, 4, 16, 48)  # H/16 and W/16 odd
+    with torch.no_grad():
+        alpha = net(x)
+    assert alpha.shape == (1, 1, 16, 48)
+    assert torch.isfinite(alpha).all()
+
+
+def test_registry_build_and_gradients_reach_every_stage():
+    net = MODELS.build(dict(type="A2UMattingNet", upsampler=STANDIN, aspp=False))
+    assert isinstance(net, A2UMattingNet) and net.aspp is None
+    net.train()
+    net(torch.randn(2, 4, 32, 32)).mean().backward()
+    for name in ("encoder.layer0.conv.weight", "encoder.layer3_2.2.conv2.conv.weight",
+                 "decoder.stage4.shortcut.conv.weight", "decoder.pred.1.weight"):
+        grad = net.get_parameter(name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_initialisation_follows_spec():
+    net = A2UMattingNet(upsampler=STANDIN)
+    weight = net.encoder.layer3_2[0].conv1.conv.weight  # 256×256×3×3, xavier std = gain·sqrt(2/(fan_in+fan_out))
+    expected_std = (2.0 / (1 + 0.01 ** 2)) ** 0.5 * (2.0 / (2 * 256 * 9)) ** 0.5
+    assert weight.std().item() == pytest.approx(expected_std, rel=0.02)
+    bn = net.decoder.stage1.shortcut.bn
+    assert torch.equal(bn.weight, torch.ones_like(bn.weight)) and torch.equal(bn.bias, torch.zeros_like(bn.bias))
+
+
+def test_bad_inputs_raise():
+    net = A2UMattingNet(upsampler=STANDIN).eval()
+    with pytest.raises(ValueError, match="multiples of 16"):
+        net(torch.randn(1, 4, 40, 48))
+    with pytest.raises(ValueError, match="N×4×H×W"):
+        net(torch.randn(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="unknown operator pair"):
+        A2UMattingNet(upsampler="no-such-pair")
+    with pytest.raises(TypeError, match="upsampler"):
+        A2UMattingNet(upsampler=None)
+
+
+def _torchvision_resnet34_state_dict() -> dict[str, torch.Tensor]:
+    """Random tensors under torchvision resnet34's key names and shapes (layers [3, 4, 6, 3], fc 512->1000)."""
+    generator = torch.Generator().manual_seed(0)
+    state: dict[str, torch.Tensor] = {}
+
+    def add_bn(prefix: str, channels: int) -> None:
+        state[prefix + "weight"] = torch.rand(channels, generator=generator) + 0.5
+        state[prefix + "bias"] = torch.randn(channels, generator=generator)
+        state[prefix + "running_mean"] = torch.randn(channels, generator=generator)
+        state[prefix + "running_var"] = torch.rand(channels, generator=generator) + 0.5
+        state[prefix + "num_batches_tracked"] = torch.tensor(7)
+
+    state["conv1.weight"] = torch.randn(64, 3, 7, 7, generator=generator)
+    add_bn("bn1.", 64)
+    in_channels = 64
+    for stage, (blocks, width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512)), start=1):
+        for index in range(blocks):
+            prefix = f"layer{stage}.{index}."
+            block_in = in_channels if index == 0 else width
+            state[prefix + "conv1.weight"] = torch.randn(width, block_in, 3, 3, generator=generator)
+            add_bn(prefix + "bn1.", width)
+            state[prefix + "conv2.weight"] = torch.randn(width, width, 3, 3, generator=generator)
+            add_bn(prefix + "bn2.", width)
+            if index == 0 and stage > 1:
+                state[prefix + "downsample.0.weight"] = torch.randn(width, block_in, 1, 1, generator=generator)
+                add_bn(prefix + "downsample.1.", width)
+        in_channels = width
+    state["fc.weight"] = torch.randn(1000, 512, generator=generator)
+    state["fc.bias"] = torch.randn(1000, generator=generator)
+    return state
+
+
+def test_torchvision_weights_are_mapped(tmp_path):
+    state = _torchvision_resnet34_state_dict()
+    path = tmp_path / "resnet34.pth"
+    torch.save(state, path)
+    net = A2UMattingNet(upsampler=STANDIN, encoder_weights=path).eval()
+    encoder = net.encoder
+    pairs = {
+        "layer1.2.conv2.weight": encoder.layer1[2].conv2.conv.weight,
+        "layer2.0.conv1.weight": encoder.layer2_1.conv1.conv.weight,
+        "layer2.0.downsample.0.weight": encoder.layer2_1.shortcut.conv.weight,
+        "layer2.0.downsample.1.running_var": encoder.layer2_1.shortcut.bn.running_var,
+        "layer2.3.bn1.bias": encoder.layer2_2[2].conv1.bn.bias,
+        "layer3.0.conv2.weight": encoder.layer3_1.conv2.conv.weight,
+        "layer3.3.bn2.running_mean": encoder.layer3_2[2].conv2.bn.running_mean,
+    }
+    for key, tensor in pairs.items():
+        assert torch.equal(tensor, state[key]), key
+    # The stem: conv1 at stride 1 on RGB, trimap channel zero, then BN (eval) + LeakyReLU(0.01).
+    x = torch.randn(1, 4, 16, 16)
+    expected = F.conv2d(x[:, :3], state["conv1.weight"], padding=3)
+    expected = F.batch_norm(expected, state["bn1.running_mean"], state["bn1.running_var"], state["bn1.weight"],
+                            state["bn1.bias"], training=False)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder.layer0(x), F.leaky_relu(expected, 0.01))
+
+
+def test_own_state_dict_round_trip_and_errors(tmp_path):
+    source = A2UMattingNet(upsampler=STANDIN)
+    path = tmp_path / "encoder.pth"
+    torch.save({"state_dict": {"encoder." + k: v for k, v in source.encoder.state_dict().items()}}, path)
+    torch.manual_seed(5)
+    target = A2UMattingNet(upsampler=STANDIN, encoder_weights=path)
+    for key, value in source.encoder.state_dict().items():
+        assert torch.equal(target.encoder.state_dict()[key], value), key
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        A2UMattingNet(upsampler=STANDIN, encoder_weights=tmp_path / "missing.pth")
+    bad = tmp_path / "bad.pth"
+    torch.save({"layer0.conv.weight": torch.zeros(64, 4, 7, 7)}, bad)
+    with pytest.raises(KeyError, match="bad.pth"):
+        load_encoder_weights(target.encoder, bad)
+    with pytest.raises(KeyError, match="layer9"):
+        map_torchvision_resnet34({"conv1.weight": torch.zeros(64, 3, 7, 7), "layer9.0.conv1.weight": torch.zeros(1)})
