@@ -1,0 +1,106 @@
+"""Checkpoints of matting training: find the one to resume, export weights atomically, load a trained model.
+
+MMEngine keeps full checkpoints (`iter_<n>.pth`, `best_val_sad_iter_<n>.pth`, written atomically by
+`pipeline.engine.runner.AtomicCheckpointRunner`) in the training work dir. The train stage exports slim copies —
+`{'state_dict': ..., 'meta': {...}}`, no optimiser state — as `best.pth` and `last.pth` next to `config.py` in
+`results/train/<variant>/`; `load_matting_model` reads them back with weights-only loading (torch >= 2.6).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.engine.compat import allow_mmengine_checkpoint_globals
+from pipeline.io import atomic_path
+
+ITER_CHECKPOINT = re.compile(r"^iter_(\d+)\.pth$")
+BEST_CHECKPOINT = re.compile(r"^best_.*_iter_(\d+)\.pth$")
+EXPORTED = ("best", "last")
+
+
+def _newest(work_dir: Path, pattern: re.Pattern) -> Path | None:
+    found = [(int(m.group(1)), p) for p in work_dir.glob("*.pth") if (m := pattern.match(p.name))]
+    return max(found)[1] if found else None
+
+
+def resume_iteration(path: str | Path) -> int:
+    """The iteration in an `iter_<n>.pth` / `best_<metric>_iter_<n>.pth` file name."""
+    match = ITER_CHECKPOINT.match(Path(path).name) or BEST_CHECKPOINT.match(Path(path).name)
+    if match is None:
+        raise ValueError(f"{path}: not an MMEngine iteration checkpoint name (iter_<n>.pth)")
+    return int(match.group(1))
+
+
+def find_resume_checkpoint(work_dir: str | Path) -> Path | None:
+    """The highest-iteration `iter_<n>.pth` in `work_dir` (temporaries are hidden dot-files), or None."""
+    work_dir = Path(work_dir)
+    return _newest(work_dir, ITER_CHECKPOINT) if work_dir.is_dir() else None
+
+
+def find_best_checkpoint(work_dir: str | Path) -> Path | None:
+    """The `best_<metric>_iter_<n>.pth` that MMEngine's CheckpointHook kept, or None before any validation."""
+    work_dir = Path(work_dir)
+    return _newest(work_dir, BEST_CHECKPOINT) if work_dir.is_dir() else None
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint on the CPU with weights-only unpickling; the error names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    allow_mmengine_checkpoint_globals()
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path}: not a checkpoint with a 'state_dict' entry")
+    return checkpoint
+
+
+def export_weights(source: str | Path, target: str | Path, **meta: Any) -> Path:
+    """Write the model weights of MMEngine checkpoint `source` to `target` atomically (temp file + rename).
+
+    The result holds `state_dict` (keys as in `A2UMattor.state_dict()`) and `meta` (the source's iteration plus
+    `meta`); it is never visible half-written.
+    """
+    checkpoint = read_checkpoint(source)
+    source_meta = checkpoint.get("meta", {}) or {}
+    slim = {"state_dict": checkpoint["state_dict"],
+            "meta": {"iter": int(source_meta.get("iter", -1)), "source": Path(source).name, **meta}}
+    with atomic_path(target) as tmp:
+        torch.save(slim, tmp)
+    return Path(target)
+
+
+def load_matting_model(train_dir: str | Path, which: str = "best", device: str = "cpu") -> nn.Module:
+    """Build the trained matting model from `train_dir/config.py` and load `train_dir/<which>.pth`.
+
+    Args:
+        train_dir: a train stage output folder (`results/train/<variant>`).
+        which: 'best' (lowest validation SAD) or 'last'.
+        device: torch device for the model.
+
+    Returns:
+        The `A2UMattor` in eval mode; `model(x)` with x N×4×H×W (see `models.matting.inputs`) returns the raw
+        alpha N×1×H×W (inputs are padded to a multiple of 16 internally).
+    """
+    from mmengine.config import Config
+
+    from models.registry import MODELS
+
+    train_dir = Path(train_dir)
+    if which not in EXPORTED:
+        raise ValueError(f"which must be one of {EXPORTED}, got {which!r}")
+    config_path = train_dir / "config.py"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path}: training config not found (run the train stage first)")
+    cfg = Config.fromfile(str(config_path))  # its custom_imports register the model classes
+    model = MODELS.build(cfg.model)
+    state = read_checkpoint(train_dir / f"{which}.pth")["state_dict"]
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{train_dir / f'{which}.pth'} does not match {config_path}: missing keys "
+                         f"{missing[:5]}, unexpected keys {unexpected[:5]}")
+    return model.to(device).eval()
