@@ -1,6 +1,6 @@
 """`MattingValMetric`: SAD and MSE on the held-out validation split during training (MATLAB semantics).
 
-Each raw prediction is clipped to [0, 1], scaled to 0–255 and rounded to uint8 (as the evaluate stage saves
+Each raw prediction is clipped to [0, 1], scaled to 0–255 and truncated to uint8 (as the evaluate stage saves
 it); known regions are replaced by the trimap (spec 5.4); then `pipeline.metrics.matting.sad` / `mse` score the
 unknown region only (SAD /1000, MSE unscaled). Values are averaged over all validation images (all ranks).
 """
@@ -13,15 +13,17 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import METRICS
 
+from pipeline.evaluation.inference import finalize_alpha
 from pipeline.metrics.matting import mse, sad
 
 
 def prediction_to_uint8(pred: torch.Tensor, trimap: np.ndarray) -> np.ndarray:
-    """1×H×W (or H×W) raw alpha -> H×W uint8 with trimap-known pixels set to 0/255."""
-    alpha = pred.detach().float().cpu().reshape(pred.shape[-2:]).clamp(0.0, 1.0).numpy()
-    out = np.rint(alpha * 255.0).astype(np.uint8)
-    out[trimap == 0], out[trimap == 255] = 0, 255
-    return out
+    """1×H×W (or H×W) raw alpha -> H×W uint8 with trimap-known pixels set to 0/255.
+
+    Same rule as the evaluate stage (`finalize_alpha`: clip, ×255, truncate, paste), so validation and test
+    numbers are computed alike.
+    """
+    return finalize_alpha(pred.detach().float().cpu().reshape(pred.shape[-2:]).numpy(), trimap)
 
 
 @METRICS.register_module()
