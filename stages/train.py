@@ -34,6 +34,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _complexity(model, size: int) -> dict:
+    """GMACs of the trained network at size×size (MMEngine's FlopAnalyzer, see models/matting/flops.py)."""
+    from mmengine.model import revert_sync_batchnorm
+
+    from models.matting.flops import count_flops
+
+    import copy
+
+    net = copy.deepcopy(getattr(model, "module", model).network)
+    flops = count_flops(revert_sync_batchnorm(net), size=size)
+    return {f"gmacs_{size}": round(flops["macs"] / 1e9, 3), f"gflops_{size}": round(flops["flops"] / 1e9, 3)}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
@@ -53,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     summary = {"variant": args.variant, "params": sum(p.numel() for p in result.runner.model.parameters()),
                "profile": train["profile"], "wall_time_s": round(timer.elapsed(), 2), "train_params": train,
                "config_file": str(cfg.filename), **budget}
+    if result.runner.rank == 0:
+        summary.update(_complexity(result.runner.model, size=512))
     export_training(result, out_dir, summary=summary, timer=timer)
     if result.runner.rank == 0:
         print(f"train@{args.variant}: profile {train['profile']}, {budget['iters']} iterations, final val "

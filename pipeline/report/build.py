@@ -75,8 +75,8 @@ def paper_vs_reproduced(results: Path, reader: SourceReader, report: Report, pap
 
 def matting_table(results: Path, reader: SourceReader) -> Table:
     """Per trained variant: params, FLOPs, iterations, wall time, validation and test metrics, CPU latency."""
-    table = Table("matting", ["variant", "params", "GFLOPs@512²", "iterations", "train time (s)", "val SAD",
-                              "test SAD", "test MSE", "test Grad", "test Conn", "images", "CPU fwd 512² (ms)"],
+    table = Table("matting", ["variant", "params", "GMACs@512²", "iterations", "train time (s)", "val SAD",
+                              "test SAD", "test MSE", "test Grad", "test Conn", "images", "bench fwd 512² (ms)"],
                   caption="Test metrics: mean ± std over the test images of one training seed (MATLAB semantics; "
                           "SAD, Grad, Conn /1000).")
     networks = results / "bench" / "networks.json"
@@ -85,7 +85,7 @@ def matting_table(results: Path, reader: SourceReader) -> Table:
         metrics = results / "eval" / variant / "metrics.json"
         row: list[Cell | str] = [variant]
         if summary.is_file():
-            row += [reader.get(summary, "params"), reader.get(summary, "gflops_512", fmt=lambda v: fmt_number(v, 4)),
+            row += [reader.get(summary, "params"), reader.get(summary, "gmacs_512", fmt=lambda v: fmt_number(v, 4)),
                     reader.get(summary, "iters"), reader.get(summary, "wall_time_s", fmt=lambda v: f"{v:.0f}"),
                     reader.get(summary, "final_val", "sad")]
         else:
@@ -101,12 +101,12 @@ def matting_table(results: Path, reader: SourceReader) -> Table:
 
 
 def _network_latency(reader: SourceReader, networks: Path, variant: str, size: int) -> Cell:
+    """Median forward time (ms) of one network variant at size² from the bench stage's networks.json."""
     if not networks.is_file():
         return Cell("(no bench)")
-    data = reader.load(networks)
-    for i, entry in enumerate(data.get("results", [])):
-        if entry.get("variant") == variant and entry.get("size") == size and entry.get("device", "cpu") == "cpu":
-            return reader.get(networks, "results", i, "forward_ms", fmt=lambda v: f"{v:.1f}")
+    for i, entry in enumerate(reader.load(networks).get("sizes", [])):
+        if entry.get("size") == size and variant in entry.get("variants", {}):
+            return reader.get(networks, "sizes", i, "variants", variant, "median_s", fmt=lambda v: f"{1e3 * v:.0f}")
     return Cell("–")
 
 
@@ -145,21 +145,18 @@ def toy_table(results: Path, reader: SourceReader) -> Table | None:
 
 
 def bench_table(results: Path, reader: SourceReader) -> Table | None:
-    """Operator time ratios against bilinear (upsamplers) / average pooling (downsamplers)."""
-    path = results / "bench" / "ops.json"
+    """The performance targets of the bench stage: measured value, limit, met or not."""
+    path = results / "bench" / "targets.json"
     if not path.is_file():
         return None
-    data = reader.load(path)
-    table = Table("bench", ["operator", "direction", "shape", "batch", "device", "fwd ratio", "fwd+bwd ratio"],
-                  caption="Median time ratio against F.interpolate(bilinear) for upsamplers and 2×2 average "
-                          "pooling for downsamplers, measured interleaved in one process.")
-    for i, entry in enumerate(data.get("results", [])):
-        if entry.get("operator") in ("bilinear", "avgpool"):
-            continue
-        table.add(entry.get("operator", "?"), entry.get("direction", ""), str(entry.get("shape", "")),
-                  str(entry.get("batch", "")), entry.get("device", "cpu"),
-                  reader.get(path, "results", i, "forward_ratio", fmt=lambda v: f"{v:.2f}×"),
-                  reader.get(path, "results", i, "backward_ratio", fmt=lambda v: f"{v:.2f}×"))
+    table = Table("bench", ["target", "measured", "limit", "met"],
+                  caption="Measured by the bench stage (interleaved medians in one process; ratios against "
+                          "F.interpolate(bilinear) for upsamplers and 2×2 average pooling for downsamplers). "
+                          "Full tables: results/bench/table.md.")
+    for i, check in enumerate(reader.load(path).get("checks", [])):
+        met = {True: "yes", False: "**no**", None: "n/a"}[check.get("met")]
+        table.add(check.get("name", "?"), reader.get(path, "checks", i, "value", fmt=lambda v: fmt_number(v, 3)),
+                  check.get("limit", ""), met)
     return table if table.rows else None
 
 

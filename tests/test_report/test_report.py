@@ -26,7 +26,7 @@ def _fake_results(repo: Path) -> None:
     res = repo / "results"
     for variant, sad in (("bilinear", 20.0), ("a2u", 18.0)):
         write_json(res / "train" / variant / "summary.json",
-                   {"variant": variant, "params": 8049003, "gflops_512": 52.5, "iters": 4, "wall_time_s": 3.0,
+                   {"variant": variant, "params": 8049003, "gmacs_512": 52.5, "iters": 4, "wall_time_s": 3.0,
                     "final_val": {"sad": sad + 1, "mse": 0.01}})
         test = {m: _ms(v) for m, v in zip(("sad", "mse", "grad", "conn"), (sad, 0.01, 5.0, 7.0))}
         test["n_images"] = 2
