@@ -32,6 +32,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.registry import MODELS
+from models.ops.traceable import adaptive_avg_pool2d_by_matrices, depthwise_correlation_plain
+
+
+def _is_exporting() -> bool:
+    """True under jit tracing, ONNX export or torch.export (not torch.compile, which handles the eager ops)."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return True
+    is_exporting = getattr(getattr(torch, "compiler", None), "is_exporting", None)
+    return bool(is_exporting is not None and is_exporting())
 
 
 def _check_positive_int(name: str, value: int) -> None:
@@ -83,6 +92,8 @@ class A2UKernelGenerator(nn.Module):
         """Per-sample depthwise correlation: x N×C×H×W, filters N×(d or d·C)×k×k -> (N·d)×C×H/stride×W/stride."""
         n, c, hgt, wid = x.shape
         k, d = self.encode_kernel_size, self.rank
+        if _is_exporting():
+            return depthwise_correlation_plain(x, filters, k, d, stride)
         weight = filters.view(n, d, -1, k, k).expand(n, d, c, k, k).transpose(1, 2).reshape(n * c * d, 1, k, k)
         before, after = (k - 1) // 2, k // 2
         if stride == 2:
@@ -101,7 +112,8 @@ class A2UKernelGenerator(nn.Module):
             raise ValueError(f"x must have even height and width, got {tuple(x.shape[-2:])}")
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
-        pooled = F.adaptive_avg_pool2d(x, self.encode_kernel_size)
+        pooled = (adaptive_avg_pool2d_by_matrices(x, self.encode_kernel_size) if _is_exporting()
+                  else F.adaptive_avg_pool2d(x, self.encode_kernel_size))
         e_u = self._depthwise(x, self.filter_u(pooled), stride)
         e_v = self._depthwise(x, self.filter_v(pooled), stride)
         e_u = F.leaky_relu(self.norm_u(e_u), 0.01)

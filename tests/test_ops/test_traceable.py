@@ -1,0 +1,35 @@
+"""The export-friendly forms of the generator's pooling and depthwise correlation equal the eager originals,
+and a plain torch.onnx.export of the self-guided A2U module works with a dynamic input size."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.ops.a2u_generator import A2UKernelGenerator
+from models.ops.traceable import adaptive_avg_pool2d_by_matrices, depthwise_correlation_plain
+
+
+@pytest.mark.parametrize("height,width", [(16, 24), (18, 30), (7, 13), (5, 4), (6, 6)])
+def test_matrix_adaptive_pooling_matches_torch(height: int, width: int) -> None:
+    x = torch.randn(2, 3, height, width, dtype=torch.float64)
+    torch.testing.assert_close(adaptive_avg_pool2d_by_matrices(x, 6), F.adaptive_avg_pool2d(x, 6))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_plain_depthwise_matches_the_generator_convolution(shared: bool, stride: int) -> None:
+    generator = A2UKernelGenerator(32, shared=shared).double()
+    x = torch.randn(2, 32, 10, 14, dtype=torch.float64)
+    filters = torch.randn(2, 1 if shared else 32, 6, 6, dtype=torch.float64)
+    expected = generator._depthwise(x, filters, stride)
+    torch.testing.assert_close(depthwise_correlation_plain(x, filters, 6, 1, stride), expected)
+
+
+def test_traced_generator_follows_the_input_size() -> None:
+    """Traced at one size, the generator still matches eager at another (no baked-in pooling bins)."""
+    generator = A2UKernelGenerator(32).eval()
+    traced = torch.jit.trace(generator, torch.randn(1, 32, 12, 18))
+    x = torch.randn(1, 32, 20, 14)
+    for got, want in zip(traced(x), generator(x)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
