@@ -135,6 +135,9 @@ def toy_table(results: Path, reader: SourceReader) -> Table | None:
                   caption=f"Protocol: {data.get('protocol', 'ours')}; profile {data.get('profile')}, "
                           f"{data.get('epochs')} epochs, seeds {data.get('seeds')}. Not the paper's table "
                           "(which is not public).")
+    for dataset in data.get("unavailable") or {}:
+        table.add(dataset, "(not run: dataset not available on this machine; see results/toy/table.md)",
+                  *[""] * 7)
     for dataset, per_op in data.get("results", {}).items():
         for op in per_op:
             table.add(dataset, op, reader.get(path, "results", dataset, op, "params"),

@@ -58,6 +58,11 @@ def render_table(metrics: dict[str, Any]) -> str:
             cells += [_cell(row["last"][key], dec, show_std) for key, _, dec in COLUMNS]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    for dataset, reason in (metrics.get("unavailable") or {}).items():
+        first = reason.strip().splitlines()[0] if reason.strip() else "not found"
+        lines += [f"## {dataset}: NOT RUN (dataset not available on this machine)", "",
+                  f"{first} See results/toy/metrics.json `unavailable.{dataset}` for every place tried and the "
+                  "fix command.", ""]
     return "\n".join(lines)
 
 
