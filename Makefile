@@ -34,3 +34,26 @@ test: venv datasets
 
 bench: venv
 	$(VENV)/bin/dvc repro bench
+
+# Full mmcv 2.1.0 with compiled ops + mmseg 1.2.2 + mmdet 3.3.0 into $(VENV), for tests/test_openmmlab.
+# mmcv is built from source once (about 20 min on 2 cores) into $(MMCV_WHEELS); later installs reuse that
+# wheel and take seconds. mmcv-lite is uninstalled first (both own the same mmcv/ directory); mmcv is
+# force-reinstalled because a stale mmcv-lite reinstall may have overwritten its files. `make venv` (run by
+# `make test` after pyproject.toml changes) puts mmcv-lite back: run `make openmmlab` again after it.
+# Also: `make openmmlab VENV=.venv-mm`.
+MMCV_WHEELS ?= $(HOME)/.cache/a2u-wheels
+OPENMMLAB_PKGS := mmsegmentation==1.2.2 mmdet==3.3.0 ftfy regex prettytable shapely terminaltables pycocotools
+openmmlab: venv
+	$(VENV)/bin/pip install "setuptools>=77.0.3,<81" wheel ninja
+	@mkdir -p $(MMCV_WHEELS)
+	@if ls $(MMCV_WHEELS)/mmcv-2.1.0-*.whl >/dev/null 2>&1; then echo "using cached $$(ls $(MMCV_WHEELS)/mmcv-2.1.0-*.whl)"; \
+	else echo "building mmcv 2.1.0 with ops from source into $(MMCV_WHEELS) (about 20 min on 2 cores)"; \
+	  start=$$(date +%s); \
+	  MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} nice -n 10 $(VENV)/bin/pip wheel --no-build-isolation --no-deps \
+	    mmcv==2.1.0 -w $(MMCV_WHEELS) || exit 1; \
+	  echo "mmcv wheel built in $$(( $$(date +%s) - start )) s"; fi
+	$(VENV)/bin/pip uninstall -y mmcv-lite
+	$(VENV)/bin/pip install --no-deps --force-reinstall $$(ls $(MMCV_WHEELS)/mmcv-2.1.0-*.whl | head -n 1)
+	$(VENV)/bin/pip install --find-links $(MMCV_WHEELS) mmcv==2.1.0 $(OPENMMLAB_PKGS)
+	$(PY) -c "import mmcv, mmcv.ops, mmseg, mmseg.models, mmdet, mmdet.models; \
+	print('openmmlab ok: mmcv', mmcv.__version__, '(ops), mmseg', mmseg.__version__, ', mmdet', mmdet.__version__)"

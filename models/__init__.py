@@ -5,6 +5,7 @@ Importing this package registers every operator in MMEngine's root `MODELS` regi
 It imports nothing from `pipeline` or `stages`.
 """
 from models import ops  # noqa: F401  (registers operators and pairs)
+from models import matting, toy  # noqa: F401,E402  (registers the matting network, its wrapper and the toy net)
 from models.registry import MODELS, OPERATOR_PAIRS
 
 __all__ = ["MODELS", "OPERATOR_PAIRS"]

@@ -10,9 +10,9 @@ have the same semantics on any device:
 with g = ⌊c / (C/G)⌋ and out-of-map terms skipped (zero padding, no renormalisation).
 
 Three execution paths give the same numbers:
-- gradients needed (eager): `reassembly_fused`'s autograd Functions (offset loop + in-place addcmul, explicit
-  backward that saves only the inputs);
-- no gradients needed (eager): the same in-place forward, called directly;
+- gradients needed (eager): `reassembly_fused`'s autograd Functions (cache-blocked offset loop of in-place
+  addcmul, explicit backward that saves only the inputs);
+- no gradients needed (eager): the same blocked forward, called directly;
 - tracing / scripting / ONNX export / torch.export / torch.compile: a plain out-of-place formulation over the
   same offsets (`*_plain`), which every tracer understands.
 `*_unfold` are the obvious unfold + nearest-repeat formulations, kept as references for benchmarks.
