@@ -44,7 +44,7 @@ def _complexity(model, size: int) -> dict:
 
     net = copy.deepcopy(getattr(model, "module", model).network)
     flops = count_flops(revert_sync_batchnorm(net), size=size)
-    return {f"gmacs_{size}": round(flops["macs"] / 1e9, 3), f"gflops_{size}": round(flops["flops"] / 1e9, 3)}
+    return {"input": size, "gmacs": round(flops["macs"] / 1e9, 3), "gflops": round(flops["flops"] / 1e9, 3)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
                "profile": train["profile"], "wall_time_s": round(timer.elapsed(), 2), "train_params": train,
                "config_file": str(cfg.filename), **budget}
     if result.runner.rank == 0:
-        summary.update(_complexity(result.runner.model, size=512))
+        summary["complexity"] = _complexity(result.runner.model, size=int(train.get("flops_size", 512)))
     export_training(result, out_dir, summary=summary, timer=timer)
     if result.runner.rank == 0:
         print(f"train@{args.variant}: profile {train['profile']}, {budget['iters']} iterations, final val "
