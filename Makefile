@@ -25,15 +25,16 @@ datasets:
 	  echo "note: could not install dataset-fashion-mnist; the toy stage will say where it looked"; \
 	else echo "note: not root or no apt-get: install Fashion-MNIST with 'sudo apt-get install dataset-fashion-mnist'"; fi
 
+# Stages run `python stages/...`: the venv's bin/ goes first on PATH so that is the venv's Python.
 repro: venv datasets
-	@start=$$(date +%s); $(VENV)/bin/dvc repro; rc=$$?; \
+	@start=$$(date +%s); PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro; rc=$$?; \
 	echo "dvc repro finished in $$(( $$(date +%s) - start )) s (exit $$rc); report: results/report.html"; exit $$rc
 
 test: venv datasets
 	$(PY) -m pytest
 
 bench: venv
-	$(VENV)/bin/dvc repro bench
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro bench
 
 # Full mmcv 2.1.0 with compiled ops + mmseg 1.2.2 + mmdet 3.3.0 into $(VENV), for tests/test_openmmlab.
 # mmcv is built from source once (about 20 min on 2 cores) into $(MMCV_WHEELS); later installs reuse that
