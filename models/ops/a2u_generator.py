@@ -36,8 +36,9 @@ from models.ops.traceable import adaptive_avg_pool2d_by_matrices, depthwise_corr
 
 
 def _is_exporting() -> bool:
-    """True under jit tracing, ONNX export or torch.export (not torch.compile, which handles the eager ops)."""
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    """True under ONNX export or torch.export (not plain jit tracing, e.g. FLOP counting, nor torch.compile,
+    which handle the eager ops)."""
+    if torch.onnx.is_in_onnx_export():
         return True
     is_exporting = getattr(getattr(torch, "compiler", None), "is_exporting", None)
     return bool(is_exporting is not None and is_exporting())
