@@ -103,7 +103,7 @@ def matting_table(results: Path, reader: SourceReader) -> Table:
 def _gmacs_cell(reader: SourceReader, summary: Path) -> Cell:
     """'52.56 @512²': MACs of the trained network at the input size the train stage measured."""
     size = (reader.load(summary).get("complexity") or {}).get("input")
-    return reader.get(summary, "complexity", "gmacs", fmt=lambda v: f"{v:.2f} @{size}²")
+    return reader.get(summary, "complexity", "gmacs", fmt=lambda v: f"{v:.3f} @{size}²")
 
 
 def _network_latency(reader: SourceReader, networks: Path, variant: str, size: int) -> Cell:
