@@ -95,7 +95,8 @@ class SourceReader:
         std = self.get(path, *key, "std", fmt=lambda v: fmt_number(v, 2))
         if mean.source is None:
             return mean
-        text = mean.text if std.source is None else f"{mean.text} ± {std.text}"
+        # a zero std (one seed) is left out rather than printed as "± 0"
+        text = mean.text if std.source is None or not std.value else f"{mean.text} ± {std.text}"
         return Cell(text, mean.source, mean.key, mean.value)
 
 
