@@ -10,18 +10,7 @@ from models.matting.flops import a2u_extra_macs_spec, count_flops
 from models.ops.pairs import OperatorPair
 from models.registry import OPERATOR_PAIRS
 
-STANDIN = "_test-flops-maxpool-bilinear"
-
-
-class MaxPoolBilinearStandIn(OperatorPair):
-    def down(self, x):
-        return F.max_pool2d(x, 2), None
-
-    def up(self, x, state):
-        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-
-
-OPERATOR_PAIRS.register_module(name=STANDIN, module=MaxPoolBilinearStandIn, force=True)
+from tests.test_matting.standins import STANDIN, MaxPoolBilinearStandIn  # noqa: E402,F401
 
 
 def _conv(c_in: int, c_out: int, k: int, side: int, groups: int = 1) -> int:

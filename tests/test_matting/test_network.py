@@ -16,20 +16,7 @@ EXTRA_PARAMS = {"a2u": 40_232, "a2u-unshared": 220_448}
 #: Every variant the network must accept (`models.ops.PAIR_NAMES`).
 VARIANTS = ("bilinear", "nearest", "a2u", "a2u-unshared", "carafe", "indexnet", "deconv", "maxunpool",
             "pixelshuffle")
-STANDIN = "_test-maxpool-bilinear"
-
-
-class MaxPoolBilinearStandIn(OperatorPair):
-    """Independent reference for the baseline pair: 2×2 max-pool down, bilinear ×2 up (align_corners False)."""
-
-    def down(self, x):
-        return F.max_pool2d(x, 2), None
-
-    def up(self, x, state):
-        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-
-
-OPERATOR_PAIRS.register_module(name=STANDIN, module=MaxPoolBilinearStandIn, force=True)
+from tests.test_matting.standins import STANDIN, MaxPoolBilinearStandIn  # noqa: E402,F401
 
 
 def _num_params(net: torch.nn.Module) -> int:
