@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import pytest
-import torch.nn.functional as F
 
 from models.matting import A2UMattingNet
 from models.matting.encoder import PAIR_CHANNELS
 from models.matting.flops import a2u_extra_macs_spec, count_flops
-from models.ops.pairs import OperatorPair
-from models.registry import OPERATOR_PAIRS
 
 from tests.test_matting.standins import STANDIN, MaxPoolBilinearStandIn  # noqa: E402,F401
 

@@ -7,7 +7,6 @@ import torch.nn.functional as F
 
 from models.matting import A2UMattingNet
 from models.matting.encoder import PAIR_CHANNELS, load_encoder_weights, map_torchvision_resnet34
-from models.ops.pairs import OperatorPair
 from models.registry import MODELS, OPERATOR_PAIRS
 
 #: Spec 4.2 (recomputed from the official architecture).
