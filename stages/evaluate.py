@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.matting.inputs import NETWORK_STRIDE  # noqa: E402
 from pipeline.evaluation.datasets import resolve_sets  # noqa: E402
-from pipeline.evaluation.runner import run_evaluation  # noqa: E402
+from pipeline.evaluation.runner import run_evaluation, tiled_effect  # noqa: E402
 from pipeline.evaluation.tiling import check_tile_size, default_overlap  # noqa: E402
-from pipeline.io import atomic_dir  # noqa: E402
+from pipeline.io import atomic_dir, write_json  # noqa: E402
 from pipeline.params import ParamsError, load_params, stage_params  # noqa: E402
 from pipeline.runinfo import StageTimer  # noqa: E402
 
@@ -93,6 +93,15 @@ def main(argv: list[str] | None = None,
                              continue_on_error=bool(cfg.get("continue_on_error", False)),
                              progress=not args.no_progress, variant=args.variant, checkpoint=which,
                              train_dir=str(train_dir))
+        check_tile = cfg.get("tile_check")
+        if check_tile is not None and tile is None:
+            check_overlap = default_overlap(int(check_tile), NETWORK_STRIDE)
+            check_tile_size(int(check_tile), NETWORK_STRIDE, check_overlap)
+            doc["tiled_check"] = tiled_effect(model, sets[0], doc["sets"][sets[0].name], tile=int(check_tile),
+                                              overlap=check_overlap, device=device)
+            logger.info("evaluate@%s: tiled inference (tile %d) changes SAD by %+.4f on '%s'", args.variant,
+                        check_tile, doc["tiled_check"]["sad"]["delta"], sets[0].name)
+            write_json(tmp / "metrics.json", doc)
         timer.write(tmp, outputs=["per_image.csv", "metrics.json", "pred/", "run.json"],
                     n_images={name: s["n_images"] for name, s in doc["sets"].items()})
     logger.info("evaluate@%s: SAD %s MSE %s Grad %s Conn %s over %s images (%s failed); results in %s (%.1f s)",

@@ -174,3 +174,24 @@ def run_evaluation(model_fn: ModelFn, eval_sets: list[EvalSet], out_dir: str | P
     write_text(out_dir / "per_image.csv", per_image_csv(results))
     write_json(out_dir / "metrics.json", doc)
     return doc
+
+
+def tiled_effect(model_fn: ModelFn, eval_set: EvalSet, whole: dict[str, Any], *, tile: int, overlap: int,
+                 stride: int = NETWORK_STRIDE, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Re-evaluate `eval_set` with tiled inference and compare with the whole-image summary `whole`.
+
+    Returns the tiled means, their differences from the whole-image means (tiled − whole) and both peak
+    memories, so the report can state what tiling costs in accuracy and saves in memory on this test set.
+    """
+    tiled = evaluate_set(model_fn, eval_set, None, stride=stride, tile=tile, overlap=overlap, device=device,
+                         progress=False)
+    tiled.check_count()
+    summary = tiled.summary()
+    out: dict[str, Any] = {"set": eval_set.name, "tile": tile, "overlap": overlap, "n_images": summary["n_images"],
+                           "peak_mem_mb_max": {"whole": whole.get("peak_mem_mb_max"),
+                                               "tiled": summary.get("peak_mem_mb_max")}}
+    for metric in METRIC_NAMES:
+        tiled_mean, whole_mean = summary[metric]["mean"], (whole.get(metric) or {}).get("mean")
+        out[metric] = {"tiled": tiled_mean, "whole": whole_mean,
+                       "delta": None if tiled_mean is None or whole_mean is None else tiled_mean - whole_mean}
+    return out

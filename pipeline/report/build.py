@@ -130,6 +130,24 @@ def extra_sets_table(results: Path, reader: SourceReader) -> Table | None:
     return table if table.rows else None
 
 
+def tiling_table(results: Path, reader: SourceReader) -> Table | None:
+    """Effect of tiled inference on the test-split metrics and on peak memory, per variant."""
+    table = Table("tiling", ["variant", "tile", "SAD whole", "SAD tiled", "Δ SAD", "Δ MSE", "Δ Grad", "Δ Conn",
+                             "peak MiB whole", "peak MiB tiled"],
+                  caption="Tiled inference (overlapping tiles blended with linear ramps) against whole-image "
+                          "inference on the same test images and checkpoint; Δ = tiled − whole.")
+    for variant in _variants(results, "eval"):
+        path = results / "eval" / variant / "metrics.json"
+        if not path.is_file() or "tiled_check" not in reader.load(path):
+            continue
+        delta = lambda m: reader.get(path, "tiled_check", m, "delta", fmt=lambda v: f"{v:+.4g}")  # noqa: E731
+        table.add(variant, reader.get(path, "tiled_check", "tile"), reader.get(path, "tiled_check", "sad", "whole"),
+                  reader.get(path, "tiled_check", "sad", "tiled"), *[delta(m) for m in MATTING_METRICS],
+                  reader.get(path, "tiled_check", "peak_mem_mb_max", "whole", fmt=lambda v: fmt_number(v, 3)),
+                  reader.get(path, "tiled_check", "peak_mem_mb_max", "tiled", fmt=lambda v: fmt_number(v, 3)))
+    return table if table.rows else None
+
+
 def toy_table(results: Path, reader: SourceReader) -> Table | None:
     """The toy reconstruction table: best-epoch metrics (mean ± std over seeds) and last-epoch PSNR."""
     path = results / "toy" / "metrics.json"
@@ -251,7 +269,8 @@ def build_report(repo: Path, params: dict[str, Any], fig_dir: Path, final_dir: P
                     dataset=dataset_label(results, reader, params))
     report.tables["paper_vs_reproduced"] = paper_vs_reproduced(results, reader, report, paper_json)
     report.tables["matting"] = matting_table(results, reader)
-    for name, builder in (("extra_sets", extra_sets_table), ("toy", toy_table), ("bench", bench_table)):
+    for name, builder in (("extra_sets", extra_sets_table), ("tiling", tiling_table), ("toy", toy_table),
+                          ("bench", bench_table)):
         table = builder(results, reader)
         if table is not None:
             report.tables[name] = table

@@ -168,3 +168,23 @@ def test_evaluate_stage_end_to_end(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["stage"] == "evaluate" and run["params"]["variant"] == "toy"
     assert not [p for p in (tmp_path / "eval").iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_tiled_check_reports_the_effect_of_tiling(tmp_path):
+    """With a per-pixel model tiling changes nothing; with a model that sees the whole image it does."""
+    _write_set(tmp_path / "data" / "test", ["a", "b"], size=(48, 64))
+    params = {"base": {"seed": 6, "profile": "smoke", "device": "cpu"},
+              "evaluate": {"test_dir": str(tmp_path / "data" / "test"), "sets": {}, "tile": None, "tile_check": 32}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    def global_mean_model(x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1].mean(dim=(2, 3), keepdim=True).sigmoid().expand_as(x[:, :1])
+
+    for name, model, changes in (("pixel", quarter_model, False), ("global", global_mean_model, True)):
+        doc = evaluate_main([name, "--params", str(tmp_path / "params.yaml"), "--train-root", str(tmp_path),
+                             "--out-root", str(tmp_path / "eval"), "--no-progress"],
+                            load_model=lambda *_, m=model: m)
+        check = json.loads((tmp_path / "eval" / name / "metrics.json").read_text())["tiled_check"]
+        assert check == doc["tiled_check"] and check["tile"] == 32 and check["n_images"] == 2
+        assert check["sad"]["whole"] == pytest.approx(doc["sets"]["test"]["sad"]["mean"])
+        assert (abs(check["sad"]["delta"]) > 1e-6) == changes, check

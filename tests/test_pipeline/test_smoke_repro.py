@@ -87,7 +87,7 @@ def test_every_report_cell_comes_from_results(smoke_repo: Path) -> None:
         for part in cell["key"]:
             node = node[part]
         assert node == cell["value"], cell
-        number = re.match(r"-?[\d.,]+(e[-+]?\d+)?", cell["text"])
+        number = re.match(r"[-+]?[\d.,]+(e[-+]?\d+)?", cell["text"])
         if node is not None and number:
             assert float(number.group(0).replace(",", "")) == pytest.approx(float(node), rel=5e-3, abs=5e-4), cell
 

@@ -30,7 +30,10 @@ def _fake_results(repo: Path) -> None:
                     "final_val": {"sad": sad + 1, "mse": 0.01}})
         test = {m: _ms(v) for m, v in zip(("sad", "mse", "grad", "conn"), (sad, 0.01, 5.0, 7.0))}
         test["n_images"] = 2
-        metrics = {"sets": {"test": test, "alphamatting": dict(test)}, "sad": sad}
+        metrics = {"sets": {"test": test, "alphamatting": dict(test)}, "sad": sad,
+                   "tiled_check": {"tile": 128, "sad": {"whole": sad, "tiled": sad + 0.01, "delta": 0.01},
+                                   **{m: {"delta": 0.0} for m in ("mse", "grad", "conn")},
+                                   "peak_mem_mb_max": {"whole": 50.0, "tiled": 20.0}}}
         write_json(res / "eval" / variant / "metrics.json", metrics)
         for name in ("a", "b"):
             write_image(res / "eval" / variant / "pred" / "test" / f"{name}.png", rng.integers(0, 255, (16, 16), dtype=np.uint8))
@@ -70,7 +73,7 @@ def test_every_cell_comes_from_a_results_file(report_repo) -> None:
         for part in cell["key"]:
             node = node[part]
         assert node == cell["value"]
-        shown = float(re.match(r"-?[\d.,]+(e[-+]?\d+)?", cell["text"]).group(0).replace(",", ""))
+        shown = float(re.match(r"[-+]?[\d.,]+(e[-+]?\d+)?", cell["text"]).group(0).replace(",", ""))
         assert shown == pytest.approx(float(node), rel=5e-3, abs=0.5 if abs(float(node)) > 100 else 5e-4), cell
 
 
@@ -96,6 +99,7 @@ def test_html_is_self_contained_and_markdown_links_resolve(report_repo) -> None:
     for link in links:
         assert (md_path.parent / link).is_file(), link
     assert "protocol: ours" in md.lower() or "Protocol: ours" in md
+    assert "Tiled inference" in md and "+0.01" in md
     assert "A2U over the bilinear baseline" in md and "13.8%" in md and "10.0%" in md
 
 
