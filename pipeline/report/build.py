@@ -76,7 +76,7 @@ def paper_vs_reproduced(results: Path, reader: SourceReader, report: Report, pap
 def matting_table(results: Path, reader: SourceReader) -> Table:
     """Per trained variant: params, FLOPs, iterations, wall time, validation and test metrics, CPU latency."""
     table = Table("matting", ["variant", "params", "GMACs (input)", "iterations", "train time (s)", "val SAD",
-                              "test SAD", "test MSE", "test Grad", "test Conn", "images", "bench fwd 512² (ms)"],
+                              "test SAD", "test MSE", "test Grad", "test Conn", "images", "bench fwd 512² (s)"],
                   caption="Test metrics: mean ± std over the test images of one training seed (MATLAB semantics; "
                           "SAD, Grad, Conn /1000).")
     networks = results / "bench" / "networks.json"
@@ -112,7 +112,7 @@ def _network_latency(reader: SourceReader, networks: Path, variant: str, size: i
         return Cell("(no bench)")
     for i, entry in enumerate(reader.load(networks).get("sizes", [])):
         if entry.get("size") == size and variant in entry.get("variants", {}):
-            return reader.get(networks, "sizes", i, "variants", variant, "median_s", fmt=lambda v: f"{1e3 * v:.0f}")
+            return reader.get(networks, "sizes", i, "variants", variant, "median_s", fmt=lambda v: f"{v:.3f}")
     return Cell("–")
 
 
