@@ -8,10 +8,10 @@ export DVC_NO_ANALYTICS := 1
 
 .PHONY: venv datasets repro test bench openmmlab clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade pip "setuptools>=77.0.3,<81" wheel
-	$(VENV)/bin/pip install -e '.[test]'
+	$(VENV)/bin/pip install -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
