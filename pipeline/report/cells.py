@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -42,6 +43,18 @@ def fmt_number(value: Any, digits: int = 4) -> str:
             return f"{value:.{digits - 1}e}"
         return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{max(digits - len(str(int(abs(value)))), 1)}f}"
     return str(value)
+
+
+def text_shows_value(text: str, value: float) -> bool:
+    """The number at the start of a cell's text is `value` rounded to the digits the text shows."""
+    match = re.match(r"[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?", text)
+    if match is None:
+        return False
+    shown = match.group(0).replace(",", "")
+    mantissa = shown.split("e")[0]
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    scale = 10 ** int(shown.split("e")[1]) if "e" in shown else 1
+    return abs(float(shown) - float(value)) <= 0.5 * 10 ** -decimals * scale * (1 + 1e-9)
 
 
 class SourceReader:

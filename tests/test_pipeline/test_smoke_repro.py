@@ -15,20 +15,10 @@ import pytest
 import yaml
 
 from pipeline.data.idx import write_idx
+from pipeline.report.cells import text_shows_value
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-def _agrees(text: str, value: float) -> bool:
-    """The number at the start of a cell's text is `value` rounded to the digits the text shows."""
-    match = re.match(r"[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?", text)
-    if match is None:
-        return False
-    shown = match.group(0).replace(",", "")
-    mantissa = shown.split("e")[0]
-    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    scale = 10 ** int(shown.split("e")[1]) if "e" in shown else 1
-    return abs(float(shown) - float(value)) <= 0.5 * 10 ** -decimals * scale * (1 + 1e-9)
 
 
 
@@ -100,7 +90,7 @@ def test_every_report_cell_comes_from_results(smoke_repo: Path) -> None:
             node = node[part]
         assert node == cell["value"], cell
         if isinstance(node, (int, float)) and not isinstance(node, bool):
-            assert _agrees(cell["text"], node), cell
+            assert text_shows_value(cell["text"], node), cell
 
 
 def test_second_repro_is_a_no_op(smoke_repo: Path) -> None:

@@ -12,20 +12,10 @@ from pipeline.io import write_image, write_json
 from pipeline.report.build import build_report, traced_cells
 from pipeline.report.cells import SourceReader
 from pipeline.report.render import render_html, render_markdown
+from pipeline.report.cells import text_shows_value
 
 PARAMS = {"base": {"seed": 1, "profile": "smoke"}, "compose": {"source": "synthetic", "out_dir": "data/composed"},
           "report": {"title": "t", "qualitative_images": 2}}
-
-def _agrees(text: str, value: float) -> bool:
-    """The number at the start of a cell's text is `value` rounded to the digits the text shows."""
-    match = re.match(r"[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?", text)
-    if match is None:
-        return False
-    shown = match.group(0).replace(",", "")
-    mantissa = shown.split("e")[0]
-    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    scale = 10 ** int(shown.split("e")[1]) if "e" in shown else 1
-    return abs(float(shown) - float(value)) <= 0.5 * 10 ** -decimals * scale * (1 + 1e-9)
 
 
 
@@ -85,7 +75,7 @@ def test_every_cell_comes_from_a_results_file(report_repo) -> None:
         for part in cell["key"]:
             node = node[part]
         assert node == cell["value"]
-        assert _agrees(cell["text"], node), cell
+        assert text_shows_value(cell["text"], node), cell
 
 
 def test_paper_and_synthetic_rows_are_labelled_apart(report_repo) -> None:
