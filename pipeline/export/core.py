@@ -11,9 +11,9 @@ multiples of 16: scale 16). The same description drives
 
 A2U's functional ops switch to their out-of-place `*_plain` formulation while tracing or exporting (see
 models/ops/reassembly.py), so both exporters see only standard ops (pad, slice, mul, add, pixel_(un)shuffle).
-Two steps of the kernel generator are swapped for exact shape-generic forms during export
-(`pipeline.export.patches`): k×k adaptive pooling (without it the TorchScript exporter refuses and the dynamo
-exporter is silently wrong at other sizes) and the per-image depthwise convolution (TorchScript exporter).
+The kernel generator likewise switches by itself to exact shape-generic forms of two steps under ONNX export and
+torch.export (models/ops/traceable.py): k×k adaptive pooling (without it the TorchScript exporter refuses and
+the dynamo exporter is silently wrong at other sizes) and the per-image depthwise convolution.
 """
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from pipeline.export.patches import export_patches
 from pipeline.io import atomic_path
 
 HwScales = Mapping[str, int]
@@ -67,8 +66,7 @@ def export_program(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], 
     module = module.eval()
     dims = _dims(hw_scales, max_size)
     dynamic_shapes = {name: dims.get(name) for name in input_names}
-    with export_patches():
-        return torch.export.export(module, example_inputs, dynamic_shapes=_by_forward_arg(module, dynamic_shapes))
+    return torch.export.export(module, example_inputs, dynamic_shapes=_by_forward_arg(module, dynamic_shapes))
 
 
 def _by_forward_arg(module: nn.Module, by_name: dict[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
@@ -98,7 +96,7 @@ def export_onnx(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], pat
     _check_names(input_names, example_inputs, hw_scales)
     module = module.eval()
     path = Path(path)
-    with atomic_path(path) as tmp, torch.no_grad(), export_patches():
+    with atomic_path(path) as tmp, torch.no_grad():
         if dynamo:
             program = export_program(module, example_inputs, input_names, hw_scales, max_size)
             # The dynamo exporter implements opset >= 18 only; converting down to 17 fails on Pad.

@@ -22,8 +22,9 @@ def sad_gain(report: Report) -> dict[str, str] | None:
     """Relative SAD gain of a2u over bilinear, in the paper and in this run (when both variants were evaluated)."""
     table = report.tables["paper_vs_reproduced"]
     ours = {row[0].text.split(" ")[0]: row[2].value for row in table.rows if row[0].text.endswith("(this run)")}
-    paper = {"bilinear": 37.31, "a2u": 32.15}
-    if ours.get("bilinear") and ours.get("a2u") is not None:
+    labels = {"Bilinear (baseline)": "bilinear", "A2U (paper)": "a2u"}  # rows of pipeline/report/paper_numbers.yaml
+    paper = {labels[row[0].text]: row[2].value for row in table.rows if row[0].text in labels}
+    if ours.get("bilinear") and ours.get("a2u") is not None and len(paper) == 2:
         return {"paper": f"{(paper['bilinear'] - paper['a2u']) / paper['bilinear']:.1%}",
                 "ours": f"{(ours['bilinear'] - ours['a2u']) / ours['bilinear']:.1%}"}
     return None

@@ -90,54 +90,45 @@ def _down_impls(module: ModuleType) -> tuple[Callable, Callable]:
             lambda x, k: module.A2DDownsampleFunction.apply(x, k, 6, 1))
 
 
+def _section(title: str, shapes, kernel_channels: int, scale: float, reference: Callable,
+             impls_of: Callable[[ModuleType], tuple[Callable, Callable]], unfold: Callable,
+             impls: dict[str, ModuleType], repeats: int, gen: torch.Generator) -> None:
+    """One table: each (name, n, c, side) shape; kernels and outputs are `scale`× the input side."""
+    print(f"{title} | " + " | ".join(f"{n} fwd, {n} f+b, {n} extra mem/out" for n in impls)
+          + " | unfold/new fwd | reference ms")
+    for name, n, c, side in shapes:
+        out_side = int(side * scale)
+        x = torch.randn(n, c, side, side, generator=gen)
+        k = torch.softmax(torch.randn(n, kernel_channels, out_side, out_side, generator=gen), 1)
+        grad = torch.randn(n, c, out_side, out_side, generator=gen)
+        cases = {"ref": _fwd(reference, x, k),
+                 "ref_fb": _fwd_bwd(lambda a, b: reference(a, b) * 1.0, x, k, grad)}
+        impl_fns = {key: impls_of(module) for key, module in impls.items()}
+        for key, (f, fb) in impl_fns.items():
+            cases[key], cases[key + "_fb"] = _fwd(f, x, k), _fwd_bwd(fb, x, k, grad)
+        if grad.numel() <= UNFOLD_MAX_ELEMENTS:
+            cases["unfold"] = _fwd(unfold, x, k)
+        t = _medians(cases, repeats)
+        mem = {key: _extra_memory(fns[0], x, k, grad.numel() * grad.element_size())
+               for key, fns in impl_fns.items()}
+        cols = " | ".join(f"{t[key] / t['ref']:.2f} | {t[key + '_fb'] / t['ref_fb']:.2f} | {mem[key]}"
+                          for key in impls)
+        unfold_ratio = f"{t['unfold'] / t['new']:.1f}" if "unfold" in t else "-"
+        print(f"{name:18s} | {cols} | {unfold_ratio} | {1e3 * t['ref']:.2f}")
+
+
 def bench(repeats: int, baseline: ModuleType | None, only: str) -> None:
     gen = torch.Generator().manual_seed(0)
     print(f"threads={torch.get_num_threads()} clock={CLOCK.__name__}  "
           f"ratios = time / reference time (median of {repeats})")
     impls = {"new": fused} | ({"old": baseline} if baseline is not None else {})
     if only in ("all", "up"):
-        print("A2U vs bilinear | " + " | ".join(f"{n} fwd, {n} f+b, {n} extra mem/out" for n in impls)
-              + " | unfold/new fwd | bilinear ms")
-        for name, n, c, side in UP_SHAPES:
-            x = torch.randn(n, c, side, side, generator=gen)
-            k = torch.softmax(torch.randn(n, 9, 2 * side, 2 * side, generator=gen), 1)
-            grad = torch.randn(n, c, 2 * side, 2 * side, generator=gen)
-            bilinear = lambda a, _k: F.interpolate(a, scale_factor=2, mode="bilinear", align_corners=False)
-            cases = {"ref": _fwd(bilinear, x, k), "ref_fb": _fwd_bwd(lambda a, b: bilinear(a, b) * 1.0, x, k, grad)}
-            impl_fns = {key: _up_impls(module) for key, module in impls.items()}
-            for key, (f, fb) in impl_fns.items():
-                cases[key], cases[key + "_fb"] = _fwd(f, x, k), _fwd_bwd(fb, x, k, grad)
-            if grad.numel() <= UNFOLD_MAX_ELEMENTS:
-                cases["unfold"] = _fwd(lambda a, b: R.a2u_upsample_unfold(a, b, 3), x, k)
-            t = _medians(cases, repeats)
-            mem = {key: _extra_memory(fns[0], x, k, grad.numel() * grad.element_size())
-                   for key, fns in impl_fns.items()}
-            cols = " | ".join(f"{t[key] / t['ref']:.2f} | {t[key + '_fb'] / t['ref_fb']:.2f} | {mem[key]}"
-                              for key in impls)
-            unfold = f"{t['unfold'] / t['new']:.1f}" if "unfold" in t else "-"
-            print(f"{name:18s} | {cols} | {unfold} | {1e3 * t['ref']:.2f}")
+        _section("A2U vs bilinear", UP_SHAPES, 9, 2,
+                 lambda a, _k: F.interpolate(a, scale_factor=2, mode="bilinear", align_corners=False),
+                 _up_impls, lambda a, b: R.a2u_upsample_unfold(a, b, 3), impls, repeats, gen)
     if only in ("all", "down"):
-        print("A2D vs avgpool  | " + " | ".join(f"{n} fwd, {n} f+b, {n} extra mem/out" for n in impls)
-              + " | unfold/new fwd | avgpool ms")
-        for name, n, c, side in DOWN_SHAPES:
-            x = torch.randn(n, c, side, side, generator=gen)
-            k = torch.softmax(torch.randn(n, 36, side // 2, side // 2, generator=gen), 1)
-            grad = torch.randn(n, c, side // 2, side // 2, generator=gen)
-            pool = lambda a, _k: F.avg_pool2d(a, 2)
-            cases = {"ref": _fwd(pool, x, k), "ref_fb": _fwd_bwd(lambda a, b: pool(a, b) * 1.0, x, k, grad)}
-            impl_fns = {key: _down_impls(module) for key, module in impls.items()}
-            for key, (f, fb) in impl_fns.items():
-                cases[key], cases[key + "_fb"] = _fwd(f, x, k), _fwd_bwd(fb, x, k, grad)
-            if grad.numel() <= UNFOLD_MAX_ELEMENTS:
-                cases["unfold"] = _fwd(lambda a, b: R.a2d_downsample_unfold(a, b, 6), x, k)
-            t = _medians(cases, repeats)
-            mem = {key: _extra_memory(fns[0], x, k, grad.numel() * grad.element_size())
-                   for key, fns in impl_fns.items()}
-            cols = " | ".join(f"{t[key] / t['ref']:.2f} | {t[key + '_fb'] / t['ref_fb']:.2f} | {mem[key]}"
-                              for key in impls)
-            unfold = f"{t['unfold'] / t['new']:.1f}" if "unfold" in t else "-"
-            print(f"{name:18s} | {cols} | {unfold} | {1e3 * t['ref']:.2f}")
-
+        _section("A2D vs avgpool ", DOWN_SHAPES, 36, 0.5, lambda a, _k: F.avg_pool2d(a, 2),
+                 _down_impls, lambda a, b: R.a2d_downsample_unfold(a, b, 6), impls, repeats, gen)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
