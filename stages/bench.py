@@ -2,7 +2,7 @@
 
     python stages/bench.py [--params params.yaml] [--out results/bench]
 
-Reads params sections `base` and `bench` (budget of `base.profile`); writes, atomically as one folder,
+Reads params sections `base` and `bench` (`pipeline.bench.params.BenchParams`); writes, atomically as one folder,
 results/bench/{ops.json, networks.json, targets.json, table.md, ratios.png, run.json}.
 """
 from __future__ import annotations
@@ -15,9 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.bench.run import run_benchmark  # noqa: E402
-from pipeline.io import atomic_dir  # noqa: E402
-from pipeline.params import load_params, stage_params  # noqa: E402
-from pipeline.runinfo import StageTimer  # noqa: E402
+from pipeline.core.io import atomic_dir  # noqa: E402
+from pipeline.bench.params import BenchParams  # noqa: E402
+from pipeline.core.params import load_stage  # noqa: E402
+from pipeline.core.runinfo import StageTimer  # noqa: E402
 
 logger = logging.getLogger("stages.bench")
 
@@ -28,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/bench", help="output folder, replaced as a whole")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = stage_params(load_params(args.params), "bench")
-    timer = StageTimer("bench", cfg)
+    base, cfg = load_stage(args.params, "bench", BenchParams)
+    timer = StageTimer("bench", cfg, base)
     with atomic_dir(args.out) as tmp:
-        results = run_benchmark(cfg, tmp)
+        results = run_benchmark(cfg, base, tmp)
         timer.write(tmp, device=results["ops"]["device"])
     met = [c for c in results["targets"]["checks"] if c["met"] is False]
     logger.info("bench wrote %s in %.1f s; %d target(s) missed (see table.md)", args.out, timer.elapsed(), len(met))

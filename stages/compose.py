@@ -1,6 +1,6 @@
 """Stage `compose`: build data/composed/ from params (sections base, compose), or validate an evaluation set.
 
-  python stages/compose.py                         # params.yaml -> compose.out_dir, results/compose/
+  python stages/compose.py [--data data/composed] [--results results/compose]   # from params.yaml
   python stages/compose.py --eval-only PATH --out DIR   # validate image/alpha/trimap* and write DIR/manifest.jsonl
 """
 from __future__ import annotations
@@ -12,11 +12,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.data.composed_set import build_composed_set  # noqa: E402
-from pipeline.data.contact_sheet import make_contact_sheet  # noqa: E402
-from pipeline.data.evalset import write_eval_manifest  # noqa: E402
-from pipeline.params import load_params, stage_params  # noqa: E402
-from pipeline.runinfo import StageTimer  # noqa: E402
+from pipeline.compose.composed_set import build_composed_set  # noqa: E402
+from pipeline.compose.contact_sheet import make_contact_sheet  # noqa: E402
+from pipeline.compose.evalset import write_eval_manifest  # noqa: E402
+from pipeline.compose.params import ComposeParams  # noqa: E402
+from pipeline.core.params import load_stage  # noqa: E402
+from pipeline.core.runinfo import StageTimer  # noqa: E402
 
 logger = logging.getLogger("stages.compose")
 
@@ -24,6 +25,7 @@ logger = logging.getLogger("stages.compose")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--data", default="data/composed", help="the composed set (replaced as a whole)")
     parser.add_argument("--results", default="results/compose", help="folder for contact_sheet.png and run.json")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: compose.workers or 2)")
     parser.add_argument("--eval-only", metavar="PATH", help="validate an evaluation-only set instead of composing")
@@ -40,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
                     summary["trimap_dirs"], args.out, timer.elapsed())
         return 0
 
-    cfg = stage_params(load_params(args.params), "compose")
-    timer = StageTimer("compose", cfg)
-    out_dir = Path(cfg.get("out_dir", "data/composed"))
-    summary = build_composed_set(cfg, out_dir, workers=args.workers or cfg.get("workers"))
+    base, cfg = load_stage(args.params, "compose", ComposeParams)
+    timer = StageTimer("compose", cfg, base)
+    out_dir = Path(args.data)
+    summary = build_composed_set(cfg, base.seed, out_dir, workers=args.workers)
     sheet = make_contact_sheet(out_dir, Path(args.results) / "contact_sheet.png", "test")
     run_json = timer.write(args.results, counts=summary["counts"], set_hash=summary["set_hash"],
                            n_files=summary["n_files"], bytes=summary["bytes"], composed_dir=str(out_dir))

@@ -1,33 +1,40 @@
 """DVC stage `report`: render results/report.md and a self-contained results/report.html from results/.
 
-Usage: python stages/report.py   (reads params.yaml sections base, report; see pipeline/report/)
+Usage: python stages/report.py [--params params.yaml] [--data data/composed]
+(run from the repository root: reads results/ and dvc.lock there; see pipeline/report/)
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.io import atomic_dir, write_text  # noqa: E402
-from pipeline.params import load_params, stage_params  # noqa: E402
+from pipeline.core.io import atomic_dir, write_text  # noqa: E402
+from pipeline.core.params import load_stage  # noqa: E402
 from pipeline.report.build import build_report, dump_cells  # noqa: E402
+from pipeline.report.params import ReportParams  # noqa: E402
 from pipeline.report.render import render_html, render_markdown  # noqa: E402
-from pipeline.runinfo import StageTimer  # noqa: E402
+from pipeline.core.runinfo import StageTimer  # noqa: E402
 
 logger = logging.getLogger("stages.report")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (sections base, report)")
+    parser.add_argument("--data", default="data/composed", help="composed set (test images for the grid)")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     repo = Path.cwd()
-    params = load_params(repo / "params.yaml")
-    timer = StageTimer("report", stage_params(params, "report"))
+    base, cfg = load_stage(args.params, "report", ReportParams)
+    timer = StageTimer("report", cfg, base)
     results = repo / "results"
     final = results / "report"
     with atomic_dir(final) as tmp:
-        report = build_report(repo, params, tmp, final)
+        report = build_report(repo, base, cfg, tmp, final, data_dir=Path(args.data))
         html = render_html(report)  # embeds the figures while they are still in the temporary folder
         report.figures = {k: final / Path(v).relative_to(tmp) if Path(v).is_relative_to(tmp) else Path(v)
                           for k, v in report.figures.items()}

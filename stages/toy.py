@@ -12,11 +12,12 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.engine.toy_runner import PROTOCOL, run_track
-from pipeline.io import write_json, write_text
-from pipeline.params import load_params, stage_params
-from pipeline.report.toy_tables import budget_line, render_table, save_grid
-from pipeline.runinfo import StageTimer
+from pipeline.core.io import write_json, write_text
+from pipeline.core.params import load_stage
+from pipeline.core.runinfo import StageTimer
+from pipeline.toy.params import ToyParams
+from pipeline.toy.runner import PROTOCOL, run_track
+from pipeline.toy.tables import budget_line, render_table, save_grid
 
 logger = logging.getLogger("stages.toy")
 
@@ -31,9 +32,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    toy = stage_params(load_params(args.params), "toy")
-    timer = StageTimer("toy", toy)
-    metrics, grids = run_track(toy, args.runs, allow_download=not args.no_download, dvclive=not args.no_dvclive)
+    base, toy = load_stage(args.params, "toy", ToyParams)
+    timer = StageTimer("toy", toy, base)
+    metrics, grids = run_track(toy, args.runs, allow_download=not args.no_download, dvclive=not args.no_dvclive,
+                               profile=base.profile)
     out = Path(args.out)
     write_json(out / "metrics.json", metrics)
     write_text(out / "table.md", render_table(metrics))

@@ -1,34 +1,37 @@
 """DVC stage `train@<variant>`: train the matting network on the composed data with MMEngine.
 
-    python stages/train.py a2u                                             # one process
-    torchrun --nproc_per_node 2 stages/train.py a2u --launcher pytorch     # DDP (gloo on CPU, nccl on GPU)
+    python stages/train.py a2u --data data/composed --configs configs/matting --out results/train/a2u \
+        --work work_dirs/train/a2u                                          # one process
+    torchrun --nproc_per_node 2 stages/train.py a2u ... --launcher pytorch  # DDP (gloo on CPU, nccl on GPU)
 
-Reads params sections `base` (seed, profile) and `train` (variants, lr, config_dir, num_workers and the budget
-keys iters, crop, batch_size, val_interval), merges them into `configs/matting/<variant config>` and writes
-`results/train/<variant>/` (best.pth, last.pth, config.py, train_log.txt, dvclive/, summary.json, run.json).
-Checkpoints for resuming live in `work_dirs/train/<variant>/<config fingerprint>/`: rerunning after an
+Reads params sections `base` and `train` (`pipeline.matting.params.TrainParams`), merges them into the
+variant's config file and writes `--out` (best.pth, last.pth, config.py, train_log.txt, dvclive/,
+summary.json, run.json). Resumable checkpoints live in `--work`/<run fingerprint>/: rerunning after an
 interruption continues from the last checkpoint and ends with the weights of an uninterrupted run.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.engine.runner import config_for_variant, export_training, run_training, training_config  # noqa: E402
-from pipeline.params import load_params, require, stage_params  # noqa: E402
-from pipeline.runinfo import StageTimer  # noqa: E402
+from pipeline.core.params import ParamsError, as_dict, load_stage  # noqa: E402
+from pipeline.core.runinfo import StageTimer  # noqa: E402
+from pipeline.matting.params import TrainParams  # noqa: E402
+from pipeline.matting.train import config_for_variant, export_training, run_training, training_config  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variant", help="one of params.yaml train.variants, e.g. bilinear or a2u")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("--data-root", default=None, help="composed data (default: train.data_root or data/composed)")
-    parser.add_argument("--out-root", default="results/train", help="outputs go to <out-root>/<variant>")
-    parser.add_argument("--work-root", default="work_dirs/train", help="resumable checkpoints and logs")
+    parser.add_argument("--data", default="data/composed", help="the composed set (compose stage output)")
+    parser.add_argument("--configs", default="configs/matting", help="folder of the variants' config files")
+    parser.add_argument("--out", default=None, help="output folder (default: results/train/<variant>)")
+    parser.add_argument("--work", default=None, help="resumable runs (default: work_dirs/train/<variant>)")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -40,8 +43,6 @@ def _complexity(model, size: int) -> dict:
 
     from models.matting.flops import count_flops
 
-    import copy
-
     net = copy.deepcopy(getattr(model, "module", model).network)
     flops = count_flops(revert_sync_batchnorm(net), size=size)
     return {"input": size, "gmacs": round(flops["macs"] / 1e9, 3), "gflops": round(flops["flops"] / 1e9, 3)}
@@ -49,28 +50,24 @@ def _complexity(model, size: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
-    train = stage_params(params, "train")
-    variants = require(train, "variants", "train", list)
-    if args.variant not in variants:
-        raise ValueError(f"variant {args.variant!r} is not in params.yaml train.variants {variants}")
-    budget = {key: require(train, key, "train") for key in ("iters", "crop", "batch_size", "val_interval", "lr")}
-    data_root = args.data_root or train.get("data_root", "data/composed")
-    timer = StageTimer("train", {"base": params.get("base"), "train": train, "variant": args.variant})
-    cfg = training_config(config_for_variant(args.variant, train.get("config_dir", "configs/matting")),
-                          seed=int(train["seed"]), data_root=data_root,
-                          work_root=Path(args.work_root) / args.variant, launcher=args.launcher,
-                          num_workers=train.get("num_workers"), **budget)
+    base, train = load_stage(args.params, "train", TrainParams)
+    if args.variant not in train.variants:
+        raise ParamsError(f"variant {args.variant!r} is not in params.yaml train.variants {list(train.variants)}")
+    out_dir = Path(args.out or f"results/train/{args.variant}")
+    work_root = Path(args.work or f"work_dirs/train/{args.variant}")
+    timer = StageTimer("train", {"variant": args.variant, **as_dict(train)}, base)
+    cfg = training_config(config_for_variant(args.variant, args.configs), train, seed=base.seed,
+                          data_root=args.data, work_root=work_root, launcher=args.launcher)
     result = run_training(cfg)
-    out_dir = Path(args.out_root) / args.variant
     summary = {"variant": args.variant, "params": sum(p.numel() for p in result.runner.model.parameters()),
-               "profile": train["profile"], "wall_time_s": round(timer.elapsed(), 2), "train_params": train,
-               "config_file": str(cfg.filename), **budget}
+               "profile": base.profile, "wall_time_s": round(timer.elapsed(), 2), "train_params": as_dict(train),
+               "config_file": str(cfg.filename), "iters": train.iters, "crop": train.crop,
+               "batch_size": train.batch_size, "val_interval": train.val_interval, "lr": train.lr}
     if result.runner.rank == 0:
-        summary["complexity"] = _complexity(result.runner.model, size=int(train.get("flops_size", 512)))
+        summary["complexity"] = _complexity(result.runner.model, size=train.flops_size)
     export_training(result, out_dir, summary=summary, timer=timer)
     if result.runner.rank == 0:
-        print(f"train@{args.variant}: profile {train['profile']}, {budget['iters']} iterations, final val "
+        print(f"train@{args.variant}: profile {base.profile}, {train.iters} iterations, final val "
               f"{result.final_val}; outputs in {out_dir}/ ({timer.elapsed():.1f} s)")
 
 

@@ -3,8 +3,8 @@
 default_scope = None
 custom_imports = dict(
     imports=['models', 'models.matting.network', 'models.matting.losses', 'models.matting.mattor',
-             'pipeline.data.matting_dataset', 'pipeline.data.matting_transforms', 'pipeline.engine.hooks',
-             'pipeline.engine.val_metric', 'pipeline.engine.distributed'],
+             'pipeline.matting.dataset', 'pipeline.matting.transforms', 'pipeline.core.hooks',
+             'pipeline.matting.val_metric', 'pipeline.core.distributed'],
     allow_failed_imports=False)
 
 default_hooks = dict(

@@ -7,7 +7,7 @@ input of `models.matting.inputs.build_network_input` to a raw N×1×H×W alpha. 
 * `forward(inputs, mode='predict' | 'tensor')` -> raw alpha N×1×H×W. The input is reflect-padded to a multiple of
   `pad_stride` (16, spec 5.4) when needed and the output cropped back, so `model(x)` works at any size.
 
-Training targets travel as a dict of stacked tensors in `data_samples` (see `pipeline.data`): `alpha`,
+Training targets travel as a dict of stacked tensors in `data_samples` (see `pipeline.matting.transforms`): `alpha`,
 `unknown` (N×1×H×W), `fg`, `bg`, `image` (N×3×H×W), all in [0, 1].
 """
 from __future__ import annotations

@@ -17,7 +17,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 
 from pipeline.bench.ops import MODES  # noqa: E402
 from pipeline.bench.tables import MODE_TITLES, shape_label  # noqa: E402
-from pipeline.io import atomic_path  # noqa: E402
+from pipeline.core.io import atomic_path  # noqa: E402
 
 
 def ratio_matrix(ops: dict[str, Any], mode: str) -> np.ndarray:

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from pipeline.core.params import BaseParams
 from pipeline.report import plots
 from pipeline.report.cells import Cell, SourceReader, Table, fmt_number
+from pipeline.report.params import ReportParams
 
 MATTING_METRICS = ("sad", "mse", "grad", "conn")
 TOY_METRICS = ("psnr", "ssim", "mae", "mse")
@@ -44,12 +46,12 @@ def _variants(results: Path, kind: str) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
 
-def dataset_label(results: Path, reader: SourceReader, params: dict[str, Any]) -> str:
+def dataset_label(results: Path, reader: SourceReader) -> str:
     """Which data the matting numbers were measured on, from the compose stage's own record."""
     run = results / "compose" / "run.json"
-    source = (params.get("compose") or {}).get("source", "synthetic")
+    source = "unknown (no compose run.json)"
     if run.is_file():
-        source = reader.load(run).get("params", {}).get("source", source)
+        source = reader.load(run).get("params", {}).get("compose", {}).get("source", source)
     names = {"synthetic": "procedural synthetic set (ours)", "comp1k": "Composition-1k",
              "d646": "Distinctions-646", "folder": "user folder"}
     return names.get(source, str(source))
@@ -227,7 +229,7 @@ def bars_figure(results: Path, reader: SourceReader, fig_dir: Path) -> Path | No
 
 def qualitative_figure(results: Path, data_dir: Path, fig_dir: Path, n_images: int) -> Path | None:
     """Image, trimap, ground truth, each variant's prediction and its |error| on the first `n_images` test images."""
-    from pipeline.io import read_alpha, read_rgb, read_trimap
+    from pipeline.core.io import read_alpha, read_rgb, read_trimap
 
     test = data_dir / "test"
     list_file = test / "list.txt"
@@ -251,22 +253,22 @@ def qualitative_figure(results: Path, data_dir: Path, fig_dir: Path, n_images: i
 
 def write_paper_numbers_json(out_dir: Path) -> Path:
     """Copy the paper numbers into the report folder as JSON so their cells are traced like every other."""
-    from pipeline.io import write_json
+    from pipeline.core.io import write_json
 
     return write_json(out_dir / "paper_numbers.json", yaml.safe_load(PAPER_NUMBERS.read_text()))
 
 
-def build_report(repo: Path, params: dict[str, Any], fig_dir: Path, final_dir: Path | None = None) -> Report:
-    """Collect every table and figure; `fig_dir` (the report's own folder, possibly a temporary one that becomes
-    `final_dir`) receives the PNGs and the paper JSON."""
+def build_report(repo: Path, base: BaseParams, cfg: ReportParams, fig_dir: Path, final_dir: Path | None = None,
+                 data_dir: Path | None = None) -> Report:
+    """Collect every table and figure from `repo/results`; `fig_dir` (the report's own folder, possibly a
+    temporary one that becomes `final_dir`) receives the PNGs and the paper JSON; the qualitative grid reads
+    the composed test images of `data_dir` (default `repo/data/composed`)."""
     from pipeline.report.provenance import collect_provenance
 
     results = repo / "results"
     reader = SourceReader(repo, {fig_dir: final_dir} if final_dir else None)
     paper_json = write_paper_numbers_json(fig_dir)
-    profile = (params.get("base") or {}).get("profile", "cpu")
-    report = Report(title=(params.get("report") or {}).get("title", "A2U reproduction report"), profile=profile,
-                    dataset=dataset_label(results, reader, params))
+    report = Report(title=cfg.title, profile=base.profile, dataset=dataset_label(results, reader))
     report.tables["paper_vs_reproduced"] = paper_vs_reproduced(results, reader, report, paper_json)
     report.tables["matting"] = matting_table(results, reader)
     for name, builder in (("extra_sets", extra_sets_table), ("tiling", tiling_table), ("toy", toy_table),
@@ -276,8 +278,8 @@ def build_report(repo: Path, params: dict[str, Any], fig_dir: Path, final_dir: P
             report.tables[name] = table
         else:
             report.note(name, "not produced by this run (its stage has no output in results/)")
-    n_images = int((params.get("report") or {}).get("qualitative_images", 3))
-    data_dir = repo / (params.get("compose") or {}).get("out_dir", "data/composed")
+    n_images = cfg.qualitative_images
+    data_dir = repo / "data" / "composed" if data_dir is None else data_dir
     for key, fig in (("training_curves", curves_figure(results, fig_dir)),
                      ("matting_bars", bars_figure(results, reader, fig_dir)),
                      ("qualitative", qualitative_figure(results, data_dir, fig_dir, n_images))):
@@ -288,7 +290,7 @@ def build_report(repo: Path, params: dict[str, Any], fig_dir: Path, final_dir: P
         if src.is_file():
             report.figures[key] = src
     report.stage_times = stage_times(results, reader)
-    report.provenance = collect_provenance(repo, params)
+    report.provenance = collect_provenance(repo, base)
     return report
 
 

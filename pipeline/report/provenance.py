@@ -6,7 +6,8 @@ from typing import Any
 
 import yaml
 
-from pipeline.runinfo import git_revision, machine_info, package_versions
+from pipeline.core.params import BaseParams
+from pipeline.core.runinfo import git_revision, machine_info, package_versions
 
 
 def dvc_lock_hashes(lock_path: Path) -> list[dict[str, str]]:
@@ -22,8 +23,8 @@ def dvc_lock_hashes(lock_path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def collect_provenance(repo: Path, params: dict[str, Any]) -> dict[str, Any]:
+def collect_provenance(repo: Path, base: BaseParams) -> dict[str, Any]:
     """Everything a reader needs to know where the numbers came from."""
     return {"git_revision": git_revision(repo), "packages": package_versions(), "machine": machine_info(),
-            "profile": (params.get("base") or {}).get("profile"), "seed": (params.get("base") or {}).get("seed"),
+            "profile": base.profile, "seed": base.seed,
             "dvc_lock": dvc_lock_hashes(repo / "dvc.lock")}

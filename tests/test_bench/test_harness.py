@@ -10,7 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.bench.ops import DOWN_BASELINE, MODES, UP_BASELINE, bench_shape
+from pipeline.bench.params import BenchParams
 from pipeline.bench.run import run_benchmark
+from pipeline.core.params import BaseParams
 from pipeline.bench.shapes import OpShape, plan_shapes, stage_shapes
 
 
@@ -97,11 +99,11 @@ def test_run_benchmark_writes_every_output(tmp_path) -> None:
           "F.interpolate(bilinear)": lambda y, k: F.interpolate(y, scale_factor=2, mode="bilinear")}
     down = {"fast": lambda x, k: F.avg_pool2d(x, 2), "fast_unfold": lambda x, k: F.avg_pool2d(x, 2),
             "F.avg_pool2d(2)": lambda x, k: F.avg_pool2d(x, 2)}
-    cfg = {"seed": 0, "profile": "smoke", "device": "cpu", "repeats": 2, "batch_sizes": [1],
-           "operators": ["kernel", "index"], "op_matting_sizes": [32], "op_include_toy": False,
-           "op_max_elements": 64 * 16 * 16, "network_variants": ["bilinear", "a2u"], "network_sizes": [16, 32],
-           "metrics_size": 64, "metrics_repeats": 1, "export": False}
-    out = run_benchmark(cfg, tmp_path, network_factory=TinyNet, pair_factory=pair_factory,
+    cfg = BenchParams(repeats=2, batch_sizes=(1,), operators=("kernel", "index"), op_matting_sizes=(32,),
+                      op_include_toy=False, op_max_elements=64 * 16 * 16, network_variants=("bilinear", "a2u"),
+                      network_sizes=(16, 32), metrics_size=64, metrics_repeats=1, export=False)
+    base = BaseParams(seed=0, profile="smoke", device="cpu")
+    out = run_benchmark(cfg, base, tmp_path, network_factory=TinyNet, pair_factory=pair_factory,
                         implementations=(up, down))
     for name in ("ops.json", "networks.json", "targets.json", "table.md", "ratios.png"):
         assert (tmp_path / name).stat().st_size > 0, name

@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from models.registry import MODELS
-from pipeline.data.matting_dataset import MattingValDataset, OnlineCompositionDataset
-from pipeline.data.matting_transforms import CropAroundUnknown, RandomAffineForeground
-from pipeline.io import write_image
+from pipeline.matting.dataset import MattingValDataset, OnlineCompositionDataset
+from pipeline.matting.transforms import CropAroundUnknown, RandomAffineForeground
+from pipeline.core.manifest import SUMMARY_NAME, file_record, set_hash
+from pipeline.core.io import write_json, write_image
 
 TRAIN_PIPELINE = [
     dict(type="LoadCompositionSample"), dict(type="MixSecondForeground", prob=0.5),
@@ -78,6 +79,9 @@ def make_composed_data(root: Path, seed: int = 0) -> Path:
         for kind, array in (("image", image), ("alpha", alpha), ("trimap", trimap), ("fg", fg), ("bg", bg)):
             write_image(val / kind / f"{name}.png", array)
     (val / "list.txt").write_text("\n".join(val_names) + "\n")
+    records = [file_record(root, path, path.relative_to(root).parts[0], "file", [])
+               for path in sorted(root.rglob("*")) if path.is_file()]
+    write_json(root / SUMMARY_NAME, {"source": "test", "set_hash": set_hash(records)})
     return root
 
 

@@ -21,14 +21,15 @@ from mmengine.dataset import default_collate
 from mmengine.hooks import Hook
 
 from models.registry import OPERATOR_PAIRS
-from pipeline.data.matting_dataset import OnlineCompositionDataset
-from pipeline.engine.checkpoint import find_resume_checkpoint, load_matting_model, read_checkpoint
-from pipeline.engine.runner import config_for_variant, export_training, run_training, training_config
+from pipeline.matting.dataset import OnlineCompositionDataset
+from pipeline.core.runs import find_resume_checkpoint
+from pipeline.matting.checkpoint import load_matting_model, read_checkpoint
+from pipeline.matting.params import TrainParams
+from pipeline.matting.train import config_for_variant, export_training, run_training, training_config
 from tests.test_matting.test_data_matting import TRAIN_PIPELINE, make_composed_data
 
 REPO = Path(__file__).resolve().parents[2]
 STAND_IN = {"model.network": dict(_delete_=True, type="TinyStandInMattingNet")}
-BUDGET = dict(crop=32, batch_size=2, lr=0.01, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +68,9 @@ class _FixedBatchLossHook(Hook):
 
 def _reference_config(data_root: Path, work_root: Path, launcher: str = "none"):
     """The run every test here shares: stand-in network, 6 iterations, validation + checkpoint every 2."""
-    return training_config(config_for_variant("a2u"), iters=6, val_interval=2, crop=32, batch_size=2, lr=0.01,
-                           seed=0, data_root=data_root, work_root=work_root, launcher=launcher, num_workers=0,
-                           extra={"model.network": dict(_delete_=True, type="TinyStandInMattingNet")})
+    params = TrainParams(iters=6, val_interval=2, crop=32, batch_size=2, lr=0.01, num_workers=0)
+    return training_config(config_for_variant("a2u"), params, seed=0, data_root=data_root, work_root=work_root,
+                           launcher=launcher, extra={"model.network": dict(_delete_=True, type="TinyStandInMattingNet")})
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ DRIVER = textwrap.dedent("""
     import mmengine.runner.runner as mm_runner
     from mmengine.runner.loops import IterBasedTrainLoop
     import tests.test_matting.test_data_matting  # registers TinyStandInMattingNet
-    from pipeline.engine.runner import export_training, run_training
+    from pipeline.matting.train import export_training, run_training
 
     mode, data_root, work_root, out_dir = sys.argv[1:5]
     if mode == "kill-after-iter-3":
@@ -216,8 +217,8 @@ def test_train_stage_with_the_real_network_at_a_tiny_size(composed: Path, tmp_pa
               "train": {"variants": ["bilinear"], "lr": 0.01, "budgets": {"smoke": {
                   "iters": 2, "crop": 32, "batch_size": 2, "val_interval": 2, "num_workers": 0}}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    main(["bilinear", "--params", str(tmp_path / "params.yaml"), "--data-root", str(composed),
-          "--out-root", str(tmp_path / "results"), "--work-root", str(tmp_path / "work")])
+    main(["bilinear", "--params", str(tmp_path / "params.yaml"), "--data", str(composed),
+          "--out", str(tmp_path / "results" / "bilinear"), "--work", str(tmp_path / "work" / "bilinear")])
     out = tmp_path / "results" / "bilinear"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["profile"] == "smoke" and summary["iters"] == 2 and summary["crop"] == 32

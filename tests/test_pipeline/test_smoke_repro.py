@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.data.idx import write_idx
+from pipeline.toy.idx import write_idx
 from pipeline.report.cells import text_shows_value
 
 REPO = Path(__file__).resolve().parents[2]

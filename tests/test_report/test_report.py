@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.io import write_image, write_json
+from pipeline.core.io import write_image, write_json
+from pipeline.core.params import BaseParams
 from pipeline.report.build import build_report, traced_cells
+from pipeline.report.params import ReportParams
 from pipeline.report.cells import SourceReader
 from pipeline.report.render import render_html, render_markdown
 from pipeline.report.cells import text_shows_value
 
-PARAMS = {"base": {"seed": 1, "profile": "smoke"}, "compose": {"source": "synthetic", "out_dir": "data/composed"},
-          "report": {"title": "t", "qualitative_images": 2}}
+BASE, PARAMS = BaseParams(seed=1, profile="smoke"), ReportParams(title="t", qualitative_images=2)
 
 
 
@@ -51,6 +52,7 @@ def _fake_results(repo: Path) -> None:
                                       "last": {m: _ms(1.0) for m in ("psnr", "ssim", "mae", "mse", "epoch")}}
                                  for op in ("bilinear", "a2u")}}}
     write_json(res / "toy" / "metrics.json", toy)
+    write_json(res / "compose" / "run.json", {"stage": "compose", "params": {"compose": {"source": "synthetic"}}})
     (res / "train" / "a2u" / "dvclive" / "plots" / "metrics" / "train").mkdir(parents=True)
     (res / "train" / "a2u" / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv").write_text(
         "timestamp\tstep\tloss\n1\t1\t0.5\n2\t2\t0.4\n")
@@ -61,7 +63,7 @@ def report_repo(tmp_path: Path):
     _fake_results(tmp_path)
     fig_dir = tmp_path / "results" / "report"
     fig_dir.mkdir(parents=True)
-    return tmp_path, build_report(tmp_path, PARAMS, fig_dir)
+    return tmp_path, build_report(tmp_path, BASE, PARAMS, fig_dir)
 
 
 def test_every_cell_comes_from_a_results_file(report_repo) -> None:
@@ -108,7 +110,7 @@ def test_missing_stage_is_reported_not_hidden(tmp_path: Path) -> None:
     (tmp_path / "results").mkdir()
     fig_dir = tmp_path / "results" / "report"
     fig_dir.mkdir()
-    report = build_report(tmp_path, PARAMS, fig_dir)
+    report = build_report(tmp_path, BASE, PARAMS, fig_dir)
     md = render_markdown(report, tmp_path / "results" / "report.md")
     assert "not produced by this run" in md
     json.loads(json.dumps(traced_cells(report), default=str))

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.data.idx import write_idx
+from pipeline.toy.idx import write_idx
 
 #: A network small enough for Runner tests to take seconds (the pipeline path is the same as the real one).
 TINY_NET = {"model.channels": (8, 16, 32), "model.mid_channels": 16}

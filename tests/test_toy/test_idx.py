@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from pipeline.data.idx import IdxError, read_idx, read_idx_pair, write_idx
+from pipeline.toy.idx import IdxError, read_idx, read_idx_pair, write_idx
 
 
 def _idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.metrics.reconstruction import ReconstructionMetric, image_metrics
+from pipeline.toy.metrics import ReconstructionMetric, image_metrics
 
 
 def test_psnr_mae_mse_by_hand():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data.toy_datasets import (DatasetNotFoundError, ToyReconstructionDataset, resize_to_32,
+from pipeline.toy.datasets import (DatasetNotFoundError, ToyReconstructionDataset, resize_to_32,
                                         resolve_idx_dir, split_range, validation_pool_size)
 from tests.test_toy.conftest import rectangles
 

@@ -10,9 +10,9 @@ import yaml
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from pipeline.data.toy_datasets import resize_to_32, resolve_idx_dir
-from pipeline.engine.toy_runner import PROTOCOL, build_run_config, run_toy
-from pipeline.metrics.reconstruction import image_metrics
+from pipeline.toy.datasets import resize_to_32, resolve_idx_dir
+from pipeline.toy.runner import PROTOCOL, build_run_config, run_toy
+from pipeline.toy.metrics import image_metrics
 from stages.toy import main as toy_stage
 from tests.test_toy.conftest import TINY_NET, rectangles
 

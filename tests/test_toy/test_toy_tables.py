@@ -1,27 +1,17 @@
-"""table.md and grid.png rendering, and the seed aggregation / schedule helpers they report."""
+"""table.md and grid.png rendering, and the seed aggregation they report."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
-from pipeline.engine.toy_runner import PROTOCOL, aggregate_seeds, grid_indices, mean_std, scaled_milestones
-from pipeline.report.toy_tables import render_table, save_grid
+from pipeline.toy.runner import PROTOCOL, aggregate_seeds, grid_indices, mean_std
+from pipeline.toy.tables import render_table, save_grid
 
 
 def _run(psnr: float, epoch: int) -> dict:
     metrics = {"psnr": psnr, "ssim": 0.9, "mae": 0.01, "mse": 0.001, "epoch": epoch}
     return {"params": 1234, "n_test": 100, "best": metrics, "last": {**metrics, "epoch": 100}}
-
-
-def test_milestones_scale_with_the_budget():
-    assert scaled_milestones(100) == [50, 70, 85]
-    assert scaled_milestones(10) == [5, 7, 8]
-    assert scaled_milestones(4) == [2, 3]
-    assert scaled_milestones(2) == [1]
-    assert scaled_milestones(1) == []
-    with pytest.raises(ValueError, match="epochs must be positive"):
-        scaled_milestones(0)
 
 
 def test_mean_std_and_aggregation():

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.config.name}: {len(run.losses)} iterations in {run.seconds:.1f} s, "
           f"loss {first:.4f} -> {last:.4f}")
     if args.out is not None:
-        from pipeline.io import write_json
+        from pipeline.core.io import write_json
 
         write_json(args.out, dict(config=str(args.config), seconds=run.seconds, losses=run.losses))
         print(f"losses written to {args.out}")

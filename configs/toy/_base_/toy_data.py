@@ -1,5 +1,5 @@
 # Fashion-MNIST / MNIST reconstruction data (protocol: ours). `files` (the four IDX paths) and the per-split
-# `count`s are filled in by pipeline.engine.toy_runner from params.yaml; images are 1×32×32 in [0, 1].
+# `count`s are filled in by pipeline.toy.runner from params.yaml; images are 1×32×32 in [0, 1].
 _dataset = dict(type='ToyReconstructionDataset', files=None, count=None)
 _loader = dict(batch_size=100, num_workers=0, persistent_workers=False,
                collate_fn=dict(type='default_collate'))

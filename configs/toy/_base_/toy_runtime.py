@@ -1,7 +1,8 @@
 # Hooks, environment and logging shared by every toy run. The checkpoint hook keeps the best epoch by
-# validation PSNR and the last one (enough to resume an interrupted run).
-custom_imports = dict(imports=['models', 'models.toy', 'pipeline.data.toy_datasets',
-                               'pipeline.metrics.reconstruction'], allow_failed_imports=False)
+# validation PSNR and the last one (enough to resume an interrupted run); ExactResumeHook makes a resumed run
+# end with the weights of an uninterrupted one; SafeDVCLiveVisBackend logs curves without touching dvc.yaml.
+custom_imports = dict(imports=['models', 'models.toy', 'pipeline.toy.datasets', 'pipeline.toy.metrics',
+                               'pipeline.core.hooks'], allow_failed_imports=False)
 default_scope = None
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -10,10 +11,12 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=True, save_best='recon/psnr', rule='greater',
                     max_keep_ckpts=1, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'))
+custom_hooks = [dict(type='ExactResumeHook')]
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork'), dist_cfg=dict(backend='gloo'))
 log_processor = dict(by_epoch=True, window_size=10)
 log_level = 'INFO'
-visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
+visualizer = dict(type='Visualizer', vis_backends=[
+    dict(type='LocalVisBackend'), dict(type='SafeDVCLiveVisBackend', save_dir='dvclive')])
 randomness = dict(seed=0, deterministic=False)
 load_from = None
 resume = False

@@ -1,1 +1,0 @@
-"""Runner glue: MMEngine compatibility fixes, runner construction, checkpoint loading."""

@@ -1,0 +1,197 @@
+"""Evaluate a matting model on whole sets: predict, save, score, summarise; no image is silently dropped.
+
+Per image: read and validate (image, alpha, trimap), predict at full resolution (`inference.predict_alpha`),
+save the uint8 prediction as `<pred_dir>/<name>.png`, score it with the MATLAB-semantics metrics. A failure
+stops the run with the set, the image name and the error, unless `continue_on_error` is set: then it is
+counted and listed. Either way evaluated + failed must equal the number of listed images (checked).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.matting.inputs import NETWORK_STRIDE
+from pipeline.matting.eval_sets import DEFAULT_SET, EvalSet, find_missing, list_names, load_sample
+from pipeline.matting.inference import predict_alpha
+from pipeline.matting.memory import PeakMemory
+from pipeline.core.io import write_image, write_json, write_text
+from pipeline.matting.metrics import METRIC_NAMES, compute_matting_metrics
+
+logger = logging.getLogger(__name__)
+
+ModelFn = Callable[[torch.Tensor], torch.Tensor]
+CSV_COLUMNS = ("set", "name", *METRIC_NAMES, "peak_mem_mb", "seconds")
+#: Errors one image may raise (unreadable files, bad trimaps, shape errors, out of memory) that
+#: `continue_on_error` turns into a counted failure. Anything else always stops the run.
+IMAGE_ERRORS = (ValueError, RuntimeError, OSError, MemoryError)
+
+
+class EvaluationError(RuntimeError):
+    """An image failed (or the image count does not add up); the message names the set and the image."""
+
+
+@dataclass
+class ImageResult:
+    """One evaluated image: the four errors, the peak memory of its inference (MiB) and its inference time (s)."""
+
+    set: str
+    name: str
+    sad: float
+    mse: float
+    grad: float
+    conn: float
+    peak_mem_mb: float
+    seconds: float
+
+
+@dataclass
+class SetResult:
+    """All images of one set: results, failures ({'name', 'error'}) and the number of listed images."""
+
+    name: str
+    n_listed: int
+    images: list[ImageResult] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    memory_method: str = ""
+
+    def check_count(self) -> None:
+        """Raise EvaluationError unless evaluated + failed == listed."""
+        if len(self.images) + len(self.failures) != self.n_listed:
+            raise EvaluationError(f"set '{self.name}': {len(self.images)} evaluated + {len(self.failures)} failed "
+                                  f"!= {self.n_listed} listed images")
+
+    def summary(self) -> dict[str, Any]:
+        """Mean and (population) std of each metric, the counts and the failures; means are None if none ran."""
+        out: dict[str, Any] = {"n_images": len(self.images), "n_failed": len(self.failures),
+                               "n_listed": self.n_listed, "failures": list(self.failures)}
+        for metric in METRIC_NAMES:
+            values = np.array([getattr(r, metric) for r in self.images], dtype=np.float64)
+            out[metric] = {"mean": float(values.mean()) if values.size else None,
+                           "std": float(values.std()) if values.size else None}
+        peaks = [r.peak_mem_mb for r in self.images]
+        out["peak_mem_mb_max"] = max(peaks) if peaks else None
+        out["memory_method"] = self.memory_method
+        return out
+
+
+def evaluate_set(model_fn: ModelFn, eval_set: EvalSet, pred_dir: Path | None, *, stride: int = NETWORK_STRIDE,
+                 tile: int | None = None, overlap: int | None = None, device: str | torch.device = "cpu",
+                 continue_on_error: bool = False, progress: bool = True) -> SetResult:
+    """Evaluate every listed image of `eval_set`; predictions go to `pred_dir/<name>.png` (None: not saved).
+
+    Raises EvaluationError naming the set and image on the first failure unless `continue_on_error`.
+    """
+    names = list_names(eval_set)
+    if not continue_on_error:
+        missing = find_missing(eval_set, names)
+        if missing:
+            listing = ", ".join(str(p) for p in missing[:10]) + (" …" if len(missing) > 10 else "")
+            raise EvaluationError(f"set '{eval_set.name}': {len(missing)} of the files of {len(names)} listed "
+                                  f"images are missing: {listing}")
+    result = SetResult(eval_set.name, len(names))
+    for name in tqdm(names, desc=f"evaluate {eval_set.name}", unit="img", disable=not progress):
+        try:
+            result.images.append(_evaluate_image(model_fn, eval_set, name, pred_dir, result, stride=stride,
+                                                 tile=tile, overlap=overlap, device=device))
+        except IMAGE_ERRORS as err:
+            message = f"{type(err).__name__}: {err}"
+            if not continue_on_error:
+                raise EvaluationError(f"set '{eval_set.name}', image '{name}' failed: {message}") from err
+            logger.warning("set '%s', image '%s' failed (counted, continue_on_error): %s", eval_set.name, name,
+                           message)
+            result.failures.append({"name": name, "error": message})
+    result.check_count()
+    return result
+
+
+def _evaluate_image(model_fn: ModelFn, eval_set: EvalSet, name: str, pred_dir: Path | None, result: SetResult,
+                    **predict_kwargs: Any) -> ImageResult:
+    image, alpha, trimap = load_sample(eval_set, name)
+    with PeakMemory(predict_kwargs["device"]) as memory:
+        start = time.perf_counter()
+        pred = predict_alpha(model_fn, image, trimap, **predict_kwargs)
+        seconds = time.perf_counter() - start
+    result.memory_method = memory.method
+    if pred_dir is not None:
+        write_image(Path(pred_dir) / f"{name}.png", pred)
+    metrics = compute_matting_metrics(pred, alpha, trimap)
+    return ImageResult(eval_set.name, name, **metrics, peak_mem_mb=round(memory.peak_mb, 1),
+                       seconds=round(seconds, 4))
+
+
+def metrics_document(set_results: Iterable[SetResult], **extra: Any) -> dict[str, Any]:
+    """metrics.json content: per set summaries, and the default set's means and counts at the top level."""
+    sets = {r.name: r.summary() for r in set_results}
+    doc: dict[str, Any] = {"sets": sets, **extra}
+    default = sets.get(DEFAULT_SET) or next(iter(sets.values()), None)
+    if default is not None:
+        for metric in METRIC_NAMES:
+            doc[metric] = default[metric]["mean"]
+        doc["n_images"], doc["n_failed"] = default["n_images"], default["n_failed"]
+    return doc
+
+
+def per_image_csv(set_results: Iterable[SetResult]) -> str:
+    """per_image.csv content: one row per evaluated image, columns CSV_COLUMNS (metrics at full precision)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for set_result in set_results:
+        for row in set_result.images:
+            writer.writerow({k: (repr(v) if isinstance(v, float) and math.isfinite(v) else v)
+                             for k, v in asdict(row).items()})
+    return buffer.getvalue()
+
+
+def run_evaluation(model_fn: ModelFn, eval_sets: list[EvalSet], out_dir: str | Path, *,
+                   stride: int = NETWORK_STRIDE, tile: int | None = None, overlap: int | None = None,
+                   device: str | torch.device = "cpu", continue_on_error: bool = False, progress: bool = True,
+                   **extra: Any) -> dict[str, Any]:
+    """Evaluate every set into `out_dir` (pred/<set>/<name>.png, per_image.csv, metrics.json); returns metrics.
+
+    `extra` is stored in metrics.json as is (e.g. the checkpoint and the tile setting).
+    """
+    out_dir = Path(out_dir)
+    results = []
+    for eval_set in eval_sets:
+        results.append(evaluate_set(model_fn, eval_set, out_dir / "pred" / eval_set.name, stride=stride, tile=tile,
+                                    overlap=overlap, device=device, continue_on_error=continue_on_error,
+                                    progress=progress))
+        summary = results[-1].summary()
+        logger.info("set '%s': %d images, %d failed, SAD %s", eval_set.name, summary["n_images"],
+                    summary["n_failed"], summary["sad"]["mean"])
+    doc = metrics_document(results, tile=tile, overlap=overlap, stride=stride, **extra)
+    write_text(out_dir / "per_image.csv", per_image_csv(results))
+    write_json(out_dir / "metrics.json", doc)
+    return doc
+
+
+def tiled_effect(model_fn: ModelFn, eval_set: EvalSet, whole: dict[str, Any], *, tile: int, overlap: int,
+                 stride: int = NETWORK_STRIDE, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Re-evaluate `eval_set` with tiled inference and compare with the whole-image summary `whole`.
+
+    Returns the tiled means, their differences from the whole-image means (tiled − whole) and both peak
+    memories, so the report can state what tiling costs in accuracy and saves in memory on this test set.
+    """
+    tiled = evaluate_set(model_fn, eval_set, None, stride=stride, tile=tile, overlap=overlap, device=device,
+                         progress=False)
+    tiled.check_count()
+    summary = tiled.summary()
+    out: dict[str, Any] = {"set": eval_set.name, "tile": tile, "overlap": overlap, "n_images": summary["n_images"],
+                           "peak_mem_mb_max": {"whole": whole.get("peak_mem_mb_max"),
+                                               "tiled": summary.get("peak_mem_mb_max")}}
+    for metric in METRIC_NAMES:
+        tiled_mean, whole_mean = summary[metric]["mean"], (whole.get(metric) or {}).get("mean")
+        out[metric] = {"tiled": tiled_mean, "whole": whole_mean,
+                       "delta": None if tiled_mean is None or whole_mean is None else tiled_mean - whole_mean}
+    return out

@@ -1,0 +1,229 @@
+"""One MMEngine Runner run per (dataset, operator, seed) of the toy track, and the seed aggregation.
+
+`build_run_config` merges the per-run knobs (IDX files, operator, seed, budget) into the layered config
+`configs/toy/recover-net_1xb100-100e_toy.py` (its schedule scaled to the budget by `scale_schedule`);
+`run_toy` trains in a run folder of `pipeline.core.runs` (a finished run is reused, an interrupted one
+resumed, a stale one never touched), evaluates the last and the best-by-validation-PSNR checkpoints on the
+test split, stores the reconstructions of a fixed set of test images for the grid figure, and records the
+result. `aggregate_seeds` gives mean ± std (sample std; 0 for one seed).
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.config import Config
+
+import models  # noqa: F401  (registers the operator pairs)
+import models.toy  # noqa: F401  (registers ToyReconstructionNet)
+from models.registry import OPERATOR_PAIRS
+from pipeline.core.compat import allow_mmengine_checkpoint_globals
+from pipeline.core.params import ParamsError
+from pipeline.core.runs import (AtomicCheckpointRunner, checkpoint_step, find_best_checkpoint, open_run,
+                                prune_other_runs, run_fingerprint, scale_schedule, strip_prefixes)
+from pipeline.toy.datasets import DEFAULT_CACHE, DatasetNotFoundError, ToyReconstructionDataset, resolve_idx_dir
+from pipeline.toy.metrics import METRIC_NAMES
+from pipeline.toy.params import ToyParams
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / "configs/toy/recover-net_1xb100-100e_toy.py"
+PROTOCOL = "ours (modelled on the authors' group harness)"
+GRID_IMAGES = 8
+#: Sources whose content defines a run's result (a change starts the run afresh).
+CODE = ("models/**/*.py", "pipeline/core/**/*.py", "pipeline/toy/**/*.py", "configs/toy/**/*.py")
+_RUN_COUNTER = itertools.count()
+
+
+def grid_indices(n_test: int, count: int = GRID_IMAGES) -> list[int]:
+    """A fixed, evenly spread set of `count` test-split positions (the same for every operator and seed)."""
+    return sorted({int(i) for i in np.linspace(0, n_test - 1, min(count, n_test))})
+
+
+def file_sha256(path: str | Path) -> str:
+    """Content hash of one input file (the IDX files of a run are part of its identity)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_run_config(*, dataset_files: dict[str, Path], operator: str, seed: int, epochs: int, batch_size: int,
+                     counts: dict[str, int | None], work_dir: str | Path, dvclive: bool = True,
+                     overrides: dict[str, Any] | None = None, config_file: str | Path = DEFAULT_CONFIG) -> Config:
+    """The merged MMEngine config of one run (its `work_dir` is the run's root; `run_toy` picks the folder).
+
+    `counts` maps 'train' / 'val' / 'test' to a subset size or None; `overrides` are dotted config keys merged
+    last (e.g. {'model.channels': (8, 16, 32)} for fast tests).
+    """
+    # yapf-formatting the config text (logged, dumped and stored in every checkpoint) costs seconds per call.
+    cfg = Config.fromfile(str(config_file), format_python_code=False)
+    files = {k: str(v) for k, v in dataset_files.items()}
+    for split, loader in (("train", "train_dataloader"), ("val", "val_dataloader"), ("test", "test_dataloader")):
+        cfg[loader].batch_size = batch_size
+        cfg[loader].dataset.files = files
+        cfg[loader].dataset.count = counts.get(split)
+    cfg.train_dataloader.sampler.seed = seed
+    cfg.model.operator = operator
+    scale_schedule(cfg, epochs)
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    cfg.work_dir = str(work_dir)
+    if not dvclive:
+        cfg.visualizer.vis_backends = [b for b in cfg.visualizer.vis_backends
+                                       if b["type"] != "SafeDVCLiveVisBackend"]
+    if overrides:
+        cfg.merge_from_dict(overrides)
+    return cfg
+
+
+@torch.no_grad()
+def _reconstruct_grid(runner: AtomicCheckpointRunner, indices: list[int]) -> np.ndarray:
+    """Clipped reconstructions (len(indices)×H×W float32) of the given test-split positions."""
+    dataset = runner.test_dataloader.dataset
+    images = torch.stack([dataset[i]["inputs"] for i in indices])
+    model = runner.model
+    model.eval()
+    return model.reconstruct(images.to(next(model.parameters()).device)).clamp(0, 1)[:, 0].cpu().numpy()
+
+
+def run_toy(cfg: Config, keep_checkpoints: bool = False) -> dict[str, Any]:
+    """Train (or resume, or reuse) one run and evaluate its last and best checkpoints on the test split.
+
+    `cfg.work_dir` is the run's root; the run itself lives in `<root>/<fingerprint>` (config, toy code and
+    the IDX files' content hashes), and older folders under the root are removed once it has finished.
+    """
+    root = Path(cfg.work_dir)
+    inputs = {key: file_sha256(path) for key, path in sorted(cfg.train_dataloader.dataset.files.items())}
+    fingerprint = run_fingerprint(cfg, CODE, inputs)
+    run = open_run(root, fingerprint)
+    if run.result is not None:
+        logger.info("%s: reusing the finished run", run.path)
+        return run.result
+    allow_mmengine_checkpoint_globals()
+    cfg.work_dir = str(run.path)
+    cfg.resume, cfg.load_from = run.resume_from is not None, str(run.resume_from) if run.resume_from else None
+    cfg.experiment_name = f"toy_{fingerprint}_{next(_RUN_COUNTER)}"
+    for backend in cfg.visualizer.vis_backends:
+        if backend["type"] == "SafeDVCLiveVisBackend":
+            backend["save_dir"] = str(run.path / "dvclive")
+            backend["resume_step"] = checkpoint_step(run.resume_from) if run.resume_from else None
+    runner = AtomicCheckpointRunner.from_cfg(cfg)
+    runner.train()
+    last = strip_prefixes(runner.test(), METRIC_NAMES)
+    last["epoch"] = runner.epoch
+    best_path = find_best_checkpoint(run.path)
+    if best_path is None:
+        raise RuntimeError(f"{run.path}: the checkpoint hook kept no best checkpoint")
+    runner.load_checkpoint(str(best_path))
+    best = strip_prefixes(runner.test(), METRIC_NAMES)
+    best["epoch"] = checkpoint_step(best_path)
+    indices = grid_indices(len(runner.test_dataloader.dataset))
+    np.save(run.path / "grid.npy", _reconstruct_grid(runner, indices))
+    result = {"operator": cfg.model.operator, "seed": cfg.randomness["seed"], "best": best, "last": last,
+              "params": sum(p.numel() for p in runner.model.parameters() if p.requires_grad),
+              "n_test": len(runner.test_dataloader.dataset), "grid_indices": indices,
+              "resumed": run.resume_from is not None, "fingerprint": fingerprint, "run_dir": str(run.path)}
+    if not keep_checkpoints:
+        for checkpoint in run.path.glob("*.pth"):
+            checkpoint.unlink()
+    run.write_result(result)
+    prune_other_runs(root, keep=run.path)
+    return result
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (ddof=1; 0.0 for a single value)."""
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
+
+
+def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seed results of one (dataset, operator) -> {'params', 'best': {metric: mean/std}, 'last': {...}}."""
+    if not runs:
+        raise ValueError("aggregate_seeds: no runs given")
+    params = {r["params"] for r in runs}
+    if len(params) != 1:
+        raise ValueError(f"runs of one operator disagree on the parameter count: {sorted(params)}")
+    out: dict[str, Any] = {"params": params.pop(), "n_test": runs[0]["n_test"]}
+    for which in ("best", "last"):
+        out[which] = {key: mean_std([r[which][key] for r in runs]) for key in (*METRIC_NAMES, "epoch")}
+    return out
+
+
+def run_track(toy: ToyParams, runs_dir: str | Path, *, cache_dir: str | Path = DEFAULT_CACHE,
+              allow_download: bool = True, dvclive: bool = True, overrides: dict[str, Any] | None = None,
+              keep_checkpoints: bool = False, profile: str | None = None
+              ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """Every (dataset, operator, seed) run of the `toy` params.
+
+    `toy.config_overrides` (dotted MMEngine config keys) are merged into every run, before `overrides`.
+
+    Returns:
+        metrics: the `results/toy/metrics.json` content (protocol, budget, per dataset/operator mean ± std);
+        grids: {dataset: {'input': 8×32×32, <operator>: 8×32×32}} test images and first-seed reconstructions.
+    """
+    overrides = {**toy.config_overrides, **(overrides or {})}
+    unknown = [op for op in toy.operators if op not in OPERATOR_PAIRS.module_dict]
+    if unknown:
+        raise ParamsError(f"params.yaml: toy.operators {unknown} are not registered operator pairs; "
+                          f"known: {sorted(OPERATOR_PAIRS.module_dict)}")
+    files, unavailable = resolve_datasets(toy, cache_dir, allow_download)
+    datasets = [name for name in toy.datasets if name in files]
+    counts = toy.counts
+    results: dict[str, Any] = {}
+    grids: dict[str, dict[str, np.ndarray]] = {}
+    milestones: list[int] = []
+    for name in datasets:
+        results[name], grids[name] = {}, {}
+        for operator in toy.operators:
+            runs = []
+            for seed in toy.seeds:
+                cfg = build_run_config(dataset_files=files[name], operator=operator, seed=seed, epochs=toy.epochs,
+                                       batch_size=toy.batch_size, counts=counts,
+                                       work_dir=Path(runs_dir) / name / operator / f"seed{seed}", dvclive=dvclive,
+                                       overrides=overrides)
+                milestones = cfg.param_scheduler[0]["milestones"]
+                runs.append(run_toy(cfg, keep_checkpoints=keep_checkpoints))
+                logger.info("toy %s/%s/seed %d: best test PSNR %.2f dB", name, operator, seed,
+                            runs[-1]["best"]["psnr"])
+            results[name][operator] = aggregate_seeds(runs)
+            grids[name][operator] = np.load(Path(runs[0]["run_dir"]) / "grid.npy")
+        test_set = ToyReconstructionDataset(files[name], "test", counts["test"])
+        grids[name]["input"] = test_set.images[grid_indices(len(test_set))][:, 0].numpy()
+    metrics = {"protocol": PROTOCOL, "profile": profile, "epochs": toy.epochs, "subset": counts["train"],
+               "val_subset": counts["val"], "test_subset": counts["test"], "seeds": list(toy.seeds),
+               "batch_size": toy.batch_size, "milestones": milestones,
+               "data": {name: str(files[name]["train_images"].parent) for name in datasets}, "results": results,
+               "unavailable": unavailable}
+    return metrics, grids
+
+
+def resolve_datasets(toy: ToyParams, cache_dir: str | Path, allow_download: bool
+                     ) -> tuple[dict[str, dict[str, Path]], dict[str, str]]:
+    """IDX files of every dataset; with `toy.on_missing_dataset: report`, a dataset that cannot be found is
+    recorded (with the resolver's message: places tried and the fix) instead of failing the stage.
+
+    At least one dataset must resolve in either case.
+    """
+    files: dict[str, dict[str, Path]] = {}
+    unavailable: dict[str, str] = {}
+    for name in toy.datasets:
+        try:
+            files[name] = resolve_idx_dir(name, toy.data_dirs, cache_dir, allow_download)
+        except DatasetNotFoundError as exc:
+            if toy.on_missing_dataset == "error":
+                raise
+            logger.warning("toy: dataset %s is NOT available and is left out of this run "
+                           "(toy.on_missing_dataset: report):\n%s", name, exc)
+            unavailable[name] = str(exc)
+    if not files:
+        raise DatasetNotFoundError("toy: none of the datasets " + ", ".join(toy.datasets) + " could be found:\n"
+                                   + "\n".join(unavailable.values()))
+    return files, unavailable
