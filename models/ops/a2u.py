@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from models.ops.a2u_generator import A2UKernelGenerator
-from models.ops.reassembly import a2d_downsample, a2u_upsample
+from models.ops.kernels import a2d_downsample, a2u_upsample
 from models.registry import MODELS
 
 
@@ -63,7 +63,7 @@ class A2U(nn.Module):
                                             shared, norm_groups, predict_down=False)
         self.projection: nn.Module | None = None
         if self.out_channels != in_channels:
-            from mmcv.cnn import ConvModule  # local: keeps `import models.ops.reassembly` light
+            from mmcv.cnn import ConvModule  # local: keeps `import models.ops.a2u` light
             self.projection = ConvModule(in_channels, self.out_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
     def _upsample(self, x: torch.Tensor, guide: torch.Tensor | None, kernels: torch.Tensor | None) -> torch.Tensor:

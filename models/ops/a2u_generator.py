@@ -31,17 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.ops.kernels.depthwise import adaptive_avg_pool2d, depthwise_correlation
 from models.registry import MODELS
-from models.ops.traceable import adaptive_avg_pool2d_by_matrices, depthwise_correlation_plain
-
-
-def _is_exporting() -> bool:
-    """True under ONNX export or torch.export (not plain jit tracing, e.g. FLOP counting, nor torch.compile,
-    which handle the eager ops)."""
-    if torch.onnx.is_in_onnx_export():
-        return True
-    is_exporting = getattr(getattr(torch, "compiler", None), "is_exporting", None)
-    return bool(is_exporting is not None and is_exporting())
 
 
 def _check_positive_int(name: str, value: int) -> None:
@@ -89,22 +80,6 @@ class A2UKernelGenerator(nn.Module):
         self.norm_u = nn.GroupNorm(norm_groups, channels)
         self.norm_v = nn.GroupNorm(norm_groups, channels)
 
-    def _depthwise(self, x: torch.Tensor, filters: torch.Tensor, stride: int) -> torch.Tensor:
-        """Per-sample depthwise correlation: x N×C×H×W, filters N×(d or d·C)×k×k -> (N·d)×C×H/stride×W/stride."""
-        n, c, hgt, wid = x.shape
-        k, d = self.encode_kernel_size, self.rank
-        if _is_exporting():
-            return depthwise_correlation_plain(x, filters, k, d, stride)
-        weight = filters.view(n, d, -1, k, k).expand(n, d, c, k, k).transpose(1, 2).reshape(n * c * d, 1, k, k)
-        before, after = (k - 1) // 2, k // 2
-        if stride == 2:
-            out = F.conv2d(x.reshape(1, n * c, hgt, wid), weight, stride=2, padding=before, groups=n * c)
-        else:
-            padded = F.pad(x.reshape(1, n * c, hgt, wid), (before, after, before, after))
-            out = F.conv2d(padded, weight, groups=n * c)
-        h, w = out.shape[-2:]
-        return out.view(n, c, d, h, w).transpose(1, 2).reshape(n * d, c, h, w)
-
     def embed(self, x: torch.Tensor, stride: int = 2) -> torch.Tensor:
         """Second-order embedding z: x N×C×H×W -> N×d×H/stride×W/stride (stride 2: H, W even; or 1)."""
         if x.dim() != 4 or x.shape[1] != self.channels:
@@ -113,10 +88,10 @@ class A2UKernelGenerator(nn.Module):
             raise ValueError(f"x must have even height and width, got {tuple(x.shape[-2:])}")
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
-        pooled = (adaptive_avg_pool2d_by_matrices(x, self.encode_kernel_size) if _is_exporting()
-                  else F.adaptive_avg_pool2d(x, self.encode_kernel_size))
-        e_u = self._depthwise(x, self.filter_u(pooled), stride)
-        e_v = self._depthwise(x, self.filter_v(pooled), stride)
+        k, d = self.encode_kernel_size, self.rank
+        pooled = adaptive_avg_pool2d(x, k)
+        e_u = depthwise_correlation(x, self.filter_u(pooled), k, d, stride)
+        e_v = depthwise_correlation(x, self.filter_v(pooled), k, d, stride)
         e_u = F.leaky_relu(self.norm_u(e_u), 0.01)
         e_v = F.leaky_relu(self.norm_v(e_v), 0.01)
         z = (e_u * e_v).sum(dim=1) / math.sqrt(self.channels)

@@ -3,7 +3,7 @@
 Paper: Wang et al., "CARAFE: Content-Aware ReAssembly of FEatures", ICCV 2019 (https://arxiv.org/abs/1905.02188).
 Same maths as mmcv's `CARAFEPack`: channel compressor (1×1 to 64), content encoder (k_enc×k_enc conv to
 (r·k_up)²·G logits), pixel shuffle, softmax over each group's k_up² entries, then reassembly. The reassembly is
-`a2u_upsample`, whose semantics (CARAFE-naive) are identical. Initialisation as in mmcv: compressor
+`reassemble_up`, whose semantics (CARAFE-naive) are identical. Initialisation as in mmcv: compressor
 Xavier-uniform, encoder N(0, 0.001), zero biases.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.ops.reassembly import a2u_upsample
+from models.ops.kernels import reassemble_up
 from models.registry import MODELS
 
 
@@ -63,4 +63,4 @@ class CARAFETorch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x N×C×h×w -> N×C×rh×rw."""
-        return a2u_upsample(x, self.kernels(x), self.up_kernel, self.up_group, self.scale_factor)
+        return reassemble_up(x, self.kernels(x), self.up_kernel, self.up_group, self.scale_factor)

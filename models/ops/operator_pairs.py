@@ -23,7 +23,7 @@ from models.ops.basic import DeconvUp, MaxPoolDown, StridedConvDown, max_unpool2
 from models.ops.carafe import CARAFETorch
 from models.ops.indexnet import IndexNetDown, IndexNetUp
 from models.ops.pairs import OperatorPair
-from models.ops.reassembly import a2u_upsample
+from models.ops.kernels import a2u_upsample
 from models.registry import OPERATOR_PAIRS
 
 #: Parameter-free downsamplers selectable with the `down` keyword of interpolation-style pairs.

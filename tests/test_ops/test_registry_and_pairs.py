@@ -6,7 +6,7 @@ import torch
 from mmcv.cnn import build_upsample_layer
 
 from models.ops import A2U, PAIR_NAMES, build_pair, count_parameters
-from models.ops.reassembly import a2u_upsample
+from models.ops.kernels import a2u_upsample
 from models.registry import MODELS
 
 UPSAMPLER_CFGS = [dict(type="A2U", in_channels=32), dict(type="A2U", in_channels=32, out_channels=16),
