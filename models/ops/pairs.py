@@ -197,22 +197,22 @@ class IndexNetPair(OperatorPair):
 
 @OPERATOR_PAIRS.register_module(name="a2u")
 class A2UPair(OperatorPair):
-    """A2D down (state = the paired up kernels), A2U up. Keywords as in `A2UKernelGenerator`."""
+    """A2D down (state = the paired up kernels), A2U up. Keywords as in `A2D` (`shared`: the pair's default)."""
 
     shared_default = True
 
-    def __init__(self, channels: int, up_kernel_size: int = 3, encode_kernel_size: int = 6, rank: int = 1,
-                 groups: int = 1, norm_groups: int = 32, shared: bool | None = None) -> None:
+    def __init__(self, channels: int, up_kernel: int = 3, up_group: int = 1, encoder_kernel: int = 6, rank: int = 1,
+                 shared: bool | None = None, norm_groups: int = 32) -> None:
         super().__init__(channels)
         shared = self.shared_default if shared is None else shared
-        self.downsampler = A2D(channels, up_kernel_size, encode_kernel_size, rank, groups, shared, norm_groups)
-        self.up_kernel_size, self.groups = up_kernel_size, groups
+        self.downsampler = A2D(channels, up_kernel, up_group, encoder_kernel, rank, shared, norm_groups)
+        self.up_kernel, self.up_group = up_kernel, up_group
 
     def down(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
         return self.downsampler.forward_with_state(x)
 
     def up(self, x: torch.Tensor, state: Any) -> torch.Tensor:
-        return a2u_upsample(x, state, self.up_kernel_size, self.groups)
+        return a2u_upsample(x, state, self.up_kernel, self.up_group)
 
 
 @OPERATOR_PAIRS.register_module(name="a2u-unshared")

@@ -40,6 +40,10 @@ def test_downsample_matches_loop_reference(k, groups, hw, n):
     torch.testing.assert_close(out.detach(), expected, atol=1e-10, rtol=0)
 
 
+def test_a2u_upsample_is_the_generic_reassembly():
+    assert K.a2u_upsample is K.reassemble_up
+
+
 def test_batch_composition_does_not_matter():
     x = torch.randn(3, 4, 4, 4, dtype=torch.float64)
     ku = torch.rand(3, 18, 8, 8, dtype=torch.float64)
