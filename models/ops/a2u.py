@@ -93,7 +93,7 @@ class A2UKernelGenerator(nn.Module):
 
     def init_weights(self) -> None:
         """PyTorch's default initialisation (convs: kaiming-uniform a=√5 weights, uniform ±1/√C biases; GroupNorm
-        γ=1, β=0), as the official generator has. The matting network re-initialises every conv afterwards."""
+        γ=1, β=0). The matting network re-initialises every conv afterwards (spec 5.3)."""
         for layer in (self.proj_up, self.proj_down, self.filter_u, self.filter_v, self.norm_u, self.norm_v):
             if layer is not None:
                 layer.reset_parameters()

@@ -42,6 +42,8 @@ class CARAFETorch(nn.Module):
         if not isinstance(scale_factor, int) or scale_factor < 1:
             raise ValueError(f"scale_factor must be a positive int, got {scale_factor!r}")
         self.channels, self.scale_factor, self.up_kernel, self.up_group = channels, scale_factor, up_kernel, up_group
+        self.encoder_kernel, self.encoder_dilation = encoder_kernel, encoder_dilation
+        self.compressed_channels = compressed_channels
         self.channel_compressor = nn.Conv2d(channels, compressed_channels, 1)
         self.content_encoder = nn.Conv2d(compressed_channels, up_kernel ** 2 * up_group * scale_factor ** 2,
                                          encoder_kernel, padding=(encoder_kernel - 1) * encoder_dilation // 2,
@@ -49,6 +51,7 @@ class CARAFETorch(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
+        """mmcv's `CARAFEPack` initialisation: compressor Xavier-uniform, encoder N(0, 0.001), zero biases."""
         nn.init.xavier_uniform_(self.channel_compressor.weight)
         nn.init.zeros_(self.channel_compressor.bias)
         nn.init.normal_(self.content_encoder.weight, std=0.001)

@@ -6,6 +6,7 @@ import torch
 from mmcv.cnn import build_upsample_layer
 
 from models.ops import A2D, A2U, PAIR_NAMES, A2UKernelGenerator, build_pair, count_parameters
+from models.ops.carafe import CARAFETorch
 from models.ops.kernels import a2u_upsample
 from models.registry import MODELS
 
@@ -89,7 +90,7 @@ def test_pair_keywords():
         build_pair("bicubic", 32)
 
 
-@pytest.mark.parametrize("cls,first", [(A2U, 32), (A2D, 32), (A2UKernelGenerator, 32)])
-def test_hyper_parameter_names_follow_carafe_pack_and_live_on_self(cls, first):
-    module = cls(first, up_kernel=5, up_group=2, encoder_kernel=3)
+@pytest.mark.parametrize("cls", [A2U, A2D, A2UKernelGenerator, CARAFETorch])
+def test_hyper_parameter_names_follow_carafe_pack_and_live_on_self(cls):
+    module = cls(32, up_kernel=5, up_group=2, encoder_kernel=3)
     assert (module.up_kernel, module.up_group, module.encoder_kernel) == (5, 2, 3)
