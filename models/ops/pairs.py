@@ -125,8 +125,8 @@ class BilinearPair(_PooledPair):
 class CarafePair(_PooledPair):
     """Avg-pool down, CARAFE up; extra keywords go to `CARAFETorch` (up_kernel, encoder_kernel, ...)."""
 
-    def __init__(self, channels: int, down: str = "avgpool", up_kernel: int = 5, encoder_kernel: int = 3,
-                 up_group: int = 1, compressed_channels: int = 64) -> None:
+    def __init__(self, channels: int, down: str = "avgpool", up_kernel: int = 5, up_group: int = 1,
+                 encoder_kernel: int = 3, compressed_channels: int = 64) -> None:
         super().__init__(channels, down)
         self.upsampler = CARAFETorch(channels, 2, up_kernel, up_group, encoder_kernel,
                                      compressed_channels=compressed_channels)
