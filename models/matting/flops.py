@@ -73,8 +73,8 @@ def count_flops(net: nn.Module, size: int | Sequence[int] = 512, batch: int = 1)
     }
 
 
-def a2u_pair_macs_spec(channels: int, height: int, width: int, up_kernel_size: int = 3,
-                       encode_kernel_size: int = 6, decoder_channels: int | None = None) -> int:
+def a2u_pair_macs_spec(channels: int, height: int, width: int, up_kernel: int = 3, encoder_kernel: int = 6,
+                       decoder_channels: int | None = None) -> int:
     """Spec 2.5: MACs of one shared A2U/A2D pair on a (channels, height, width) encoder feature.
 
     u, v depthwise stride-2 convs 2·C·hw·k², second-order product C·hw, projections 2·hw·(2s)²,
@@ -82,10 +82,10 @@ def a2u_pair_macs_spec(channels: int, height: int, width: int, up_kernel_size: i
     out, as in the spec.
     """
     low = (height // 2) * (width // 2)
-    down_entries = (2 * up_kernel_size) ** 2
+    down_entries = (2 * up_kernel) ** 2
     decoder_channels = channels if decoder_channels is None else decoder_channels
-    return (2 * channels * low * encode_kernel_size ** 2 + channels * low + 2 * low * down_entries
-            + channels * low * down_entries + decoder_channels * height * width * up_kernel_size ** 2)
+    return (2 * channels * low * encoder_kernel ** 2 + channels * low + 2 * low * down_entries
+            + channels * low * down_entries + decoder_channels * height * width * up_kernel ** 2)
 
 
 def a2u_extra_macs_spec(height: int, width: int | None = None) -> int:

@@ -41,8 +41,8 @@ DEFAULT_PAIR_KWARGS: dict[str, dict[str, Any]] = {
     "bilinear": {"down": "maxpool"},
     "nearest": {"down": "maxpool"},
     "carafe": {"down": "maxpool"},
-    "a2u": {"up_kernel_size": 3, "encode_kernel_size": 6},
-    "a2u-unshared": {"up_kernel_size": 3, "encode_kernel_size": 6},
+    "a2u": {"up_kernel": 3, "encoder_kernel": 6},
+    "a2u-unshared": {"up_kernel": 3, "encoder_kernel": 6},
 }
 
 #: xavier_normal gain of the official init: calculate_gain('leaky_relu', 0.01) = sqrt(2 / (1 + 0.01²)).

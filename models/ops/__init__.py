@@ -1,16 +1,15 @@
 """Up/downsampling operators and their pairs (importing registers them).
 
-Layers (style G2): `a2u_generator.A2UKernelGenerator` (kernels) -> `reassembly.a2u_upsample` /
-`a2d_downsample` (functional ops) -> registered modules `A2U`, `A2D`, `CARAFETorch`, `IndexNetDown`,
-`IndexNetUp`, `DeconvUp`, ... in MMEngine's root `MODELS`; pairs in `OPERATOR_PAIRS` (`operator_pairs.py`).
+Layers (style G2): `a2u.A2UKernelGenerator` (kernels) -> `kernels.a2u_upsample` / `a2d_downsample` (functional
+reassembly; `a2u_upsample` is `kernels.reassemble_up`, which CARAFE uses too) -> registered modules `A2U`, `A2D`,
+`CARAFETorch`, `IndexNetDown`, `IndexNetUp`, `DeconvUp`, ... in MMEngine's root `MODELS`; operator pairs in
+`OPERATOR_PAIRS` (`pairs.py`). Modules name their hyper-parameters as mmcv's `CARAFEPack` (`scale_factor`,
+`up_kernel`, `up_group`, `encoder_kernel`), store them on `self` and have `init_weights()`.
 """
 from models.ops import basic, carafe, indexnet  # noqa: F401  (register the other operators)
-from models.ops import operator_pairs  # noqa: F401  (registers the pairs)
-from models.ops.a2u import A2D, A2U
-from models.ops.a2u_generator import A2UKernelGenerator
-from models.ops.operator_pairs import count_parameters
-from models.ops.pairs import PAIR_NAMES, OperatorPair, build_pair, pair_keywords
-from models.ops.reassembly import a2d_downsample, a2u_upsample
+from models.ops.a2u import A2D, A2U, A2UKernelGenerator
+from models.ops.kernels import a2d_downsample, a2u_upsample, reassemble_up
+from models.ops.pairs import PAIR_NAMES, OperatorPair, build_pair, count_parameters, pair_keywords
 
-__all__ = ["PAIR_NAMES", "OperatorPair", "build_pair", "pair_keywords", "A2U", "A2D", "A2UKernelGenerator",
-           "a2u_upsample", "a2d_downsample", "count_parameters"]
+__all__ = ["PAIR_NAMES", "OperatorPair", "build_pair", "pair_keywords", "count_parameters", "A2U", "A2D",
+           "A2UKernelGenerator", "reassemble_up", "a2u_upsample", "a2d_downsample"]

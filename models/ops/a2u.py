@@ -1,32 +1,174 @@
-"""Registered A2U upsampler and A2D downsampler modules (MMEngine root `MODELS`, keys 'A2U' and 'A2D').
+"""A2U, affinity-aware upsampling, and A2D, its paired downsampling: the kernel generator and the modules.
 
 Paper: Dai, Lu, Shen, "Learning Affinity-Aware Upsampling for Deep Image Matting", CVPR 2021
-(https://arxiv.org/abs/2011.14288). Three layers as in mmcv's CARAFE: `A2UKernelGenerator` (kernels),
-`a2u_upsample` / `a2d_downsample` (reassembly), and these thin modules.
+(https://arxiv.org/abs/2011.14288); official code dongdong93/a2u_matting (class `InterChannelUpDown`).
 
-`A2U` can be guided three ways:
-- `forward(x, kernels=K)`: given up kernels (e.g. from the paired `A2D` / generator of the encoder);
-- `forward(x, guide)`: a high-resolution guide (N×guide_channels×2h×2w) through its own generator;
-- `forward(x)`: self-guided. The generator's up path runs at x's own resolution (stride-1 u/v correlations,
-  window i−⌊(k−1)/2⌋ … i+⌊k/2⌋), P maps to 4·s² logits per pixel, pixel shuffle gives s² kernels for each of
-  the 2h×2w outputs. This is the drop-in form used by `build_upsample_layer` (mmseg/mmdet necks).
-Its generator is built with `predict_down=False` (no unused P_down), so an `A2U` has 42C+38 parameters
-(s=3, d=1, G=1, shared) plus the optional 1×1 projection.
+Three layers, as mmcv's CARAFE: `A2UKernelGenerator` (kernels, spec 2.2) -> the reassembly ops `a2u_upsample` /
+`a2d_downsample` (spec 2.3-2.4, in `models/ops/kernels/`) -> the registered modules `A2U` and `A2D`.
+
+Kernel generation, per image, from the high-resolution feature x (C×H×W):
+1. pooled context: P_up, P_down = 1×1 convs of the global mean (each (2s)²·G × d); u, v = 1×1 convs of the
+   k×k adaptive average pool (d filters of k×k, or d·C filters when channel-wise);
+2. depthwise stride-2 correlations e_u = u ⋆ x_c, e_v = v ⋆ x_c (zero padding ⌊(k−1)/2⌋) -> C×H/2×W/2 per rank;
+3. E = LeakyReLU₀.₀₁(GroupNorm₃₂(e)) for u and v (one GroupNorm each, shared by all ranks);
+4. second-order embedding z_q = Σ_c E_u,q,c ⊙ E_v,q,c / √C, d×H/2×W/2;
+5. logits P·z (per-image 1×1, no bias); up logits are pixel-shuffled ×2, then softmax(sigmoid(·)) over s²
+   (sigmoid alone if s = 1); down logits get a softmax over (2s)².
+Parameter count (s=3, k=6, d=1, G=1): 78C+74 channel-shared, 2C²+78C+72 channel-wise (spec 2.2).
+
+Hyper-parameters use mmcv `CARAFEPack` names: `scale_factor` (r = 2), `up_kernel` (s, odd; A2D's window is
+2s), `up_group` (G), `encoder_kernel` (k, window of u and v); plus `rank` (d), `shared` and `norm_groups`.
+
+Deliberate differences from the official code (spec 9.2):
+- the batch is vectorised (grouped convolution with groups = N·C, einsum) instead of a per-sample loop;
+- rank d > 1 is correct: each rank's C embeddings are normalised and multiplied on their own (the official code
+  concatenates ranks along the batch axis and then *views* them as channels, mixing channels and ranks);
+- groups G > 1 are correct: logits are laid out (G, s², 2, 2), so after pixel shuffle channel g·s² + e is entry e
+  of group g and the softmax runs over each group's s² entries — the layout the reassembly ops read (the official
+  code produces (s², G) and normalises across the wrong axis);
+- `embed(x, stride=1)` also exists, for the self-guided `A2U` module (window i−⌊(k−1)/2⌋ … i+⌊k/2⌋);
+- `predict_down=False` omits the P_down projection for modules that only upsample;
+- no custom CUDA: the reassembly is cache-blocked PyTorch with an explicit backward (`models/ops/kernels/`).
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import skip_init
 from torch.utils.checkpoint import checkpoint
 
-from models.ops.a2u_generator import A2UKernelGenerator
-from models.ops.reassembly import a2d_downsample, a2u_upsample
+from models.ops.kernels import a2d_downsample, a2u_upsample, adaptive_avg_pool2d, depthwise_correlation
 from models.registry import MODELS
+
+
+def _check_positive_int(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+@MODELS.register_module()
+class A2UKernelGenerator(nn.Module):
+    """Low-rank bilinear kernel generator of A2U/A2D.
+
+    Args:
+        channels (int): C, channels of the guiding feature; divisible by `norm_groups` and `up_group`.
+        up_kernel (int): s, odd upsampling window; the downsampling window is 2s. Default: 3.
+        up_group (int): G, kernel groups (channel groups sharing one kernel). Default: 1.
+        encoder_kernel (int): k, window of the u, v filters. Default: 6.
+        rank (int): d, rank of the bilinear model. Default: 1.
+        shared (bool): u, v shared across channels (True) or one per channel. Default: True.
+        norm_groups (int): GroupNorm groups. Default: 32.
+        predict_down (bool): build the P_down projection and return down kernels. Default: True.
+    """
+
+    def __init__(self, channels: int, up_kernel: int = 3, up_group: int = 1, encoder_kernel: int = 6, rank: int = 1,
+                 shared: bool = True, norm_groups: int = 32, predict_down: bool = True) -> None:
+        super().__init__()
+        for name, value in (("channels", channels), ("up_kernel", up_kernel), ("up_group", up_group),
+                            ("encoder_kernel", encoder_kernel), ("rank", rank), ("norm_groups", norm_groups)):
+            _check_positive_int(name, value)
+        if up_kernel % 2 == 0:
+            raise ValueError(f"up_kernel must be odd, got {up_kernel}")
+        if channels % norm_groups:
+            raise ValueError(f"channels {channels} not divisible by norm_groups {norm_groups}")
+        if channels % up_group:
+            raise ValueError(f"channels {channels} not divisible by up_group {up_group}")
+        self.channels, self.up_kernel, self.up_group = channels, up_kernel, up_group
+        self.encoder_kernel, self.rank, self.shared = encoder_kernel, rank, bool(shared)
+        self.norm_groups, self.predict_down = norm_groups, bool(predict_down)
+        self.down_kernel = 2 * up_kernel
+        logits = 4 * up_kernel ** 2 * up_group               # = (2s)²·G, for the up and the down kernels
+        filters = rank if self.shared else rank * channels
+        # Convs are created uninitialised: init_weights() draws their initial values, in this order.
+        self.proj_up = skip_init(nn.Conv2d, channels, logits * rank, 1)
+        self.proj_down = skip_init(nn.Conv2d, channels, logits * rank, 1) if self.predict_down else None
+        self.filter_u = skip_init(nn.Conv2d, channels, filters, 1)
+        self.filter_v = skip_init(nn.Conv2d, channels, filters, 1)
+        self.norm_u = nn.GroupNorm(norm_groups, channels)
+        self.norm_v = nn.GroupNorm(norm_groups, channels)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """PyTorch's default initialisation (convs: kaiming-uniform a=√5 weights, uniform ±1/√C biases; GroupNorm
+        γ=1, β=0). The matting network re-initialises every conv afterwards (spec 5.3)."""
+        for layer in (self.proj_up, self.proj_down, self.filter_u, self.filter_v, self.norm_u, self.norm_v):
+            if layer is not None:
+                layer.reset_parameters()
+
+    def embed(self, x: torch.Tensor, stride: int = 2) -> torch.Tensor:
+        """Second-order embedding z: x N×C×H×W -> N×d×H/stride×W/stride (stride 2: H, W even; or 1)."""
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"x must be N×{self.channels}×H×W, got {tuple(x.shape)}")
+        if stride == 2 and (x.shape[-2] % 2 or x.shape[-1] % 2):
+            raise ValueError(f"x must have even height and width, got {tuple(x.shape[-2:])}")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride}")
+        k, d = self.encoder_kernel, self.rank
+        pooled = adaptive_avg_pool2d(x, k)
+        e_u = depthwise_correlation(x, self.filter_u(pooled), k, d, stride)
+        e_v = depthwise_correlation(x, self.filter_v(pooled), k, d, stride)
+        e_u = F.leaky_relu(self.norm_u(e_u), 0.01)
+        e_v = F.leaky_relu(self.norm_v(e_v), 0.01)
+        z = (e_u * e_v).sum(dim=1) / math.sqrt(self.channels)
+        return z.view(x.shape[0], self.rank, *z.shape[-2:])
+
+    def _logits(self, proj: nn.Conv2d, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Per-image 1×1 projection of z (N×d×h×w) by P = proj(mean of x): N×(2s)²G×h×w, at least float32."""
+        p = proj(x.mean(dim=(2, 3), keepdim=True)).view(x.shape[0], -1, self.rank)
+        logits = torch.einsum("nmd,ndhw->nmhw", p, z.to(p.dtype))
+        return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+    def normalise_up(self, logits: torch.Tensor) -> torch.Tensor:
+        """N×(G·s²·4)×h×w logits -> N×(G·s²)×2h×2w kernels: pixel shuffle, softmax(sigmoid) over s²."""
+        shuffled = F.pixel_shuffle(logits, 2)
+        n, _, h, w = shuffled.shape
+        grouped = torch.sigmoid(shuffled.view(n, self.up_group, self.up_kernel ** 2, h, w))
+        if self.up_kernel > 1:
+            grouped = F.softmax(grouped, dim=2)
+        return grouped.view(n, -1, h, w)
+
+    def normalise_down(self, logits: torch.Tensor) -> torch.Tensor:
+        """N×(G·(2s)²)×h×w logits -> kernels with a softmax over each group's (2s)² entries."""
+        n, _, h, w = logits.shape
+        return F.softmax(logits.view(n, self.up_group, -1, h, w), dim=2).view(n, -1, h, w)
+
+    def up_kernels(self, x: torch.Tensor, stride: int = 2) -> torch.Tensor:
+        """Up kernels N×(G·s²)×(2H/stride)×(2W/stride) from x N×C×H×W (stride 1: self-guided, at x's size ×2)."""
+        return self.normalise_up(self._logits(self.proj_up, x, self.embed(x, stride)))
+
+    def down_kernels(self, x: torch.Tensor) -> torch.Tensor:
+        """Down kernels N×(G·(2s)²)×H/2×W/2 only, from x N×C×H×W (H, W even)."""
+        self._require_down()
+        return self.normalise_down(self._logits(self.proj_down, x, self.embed(x, stride=2)))
+
+    def _require_down(self) -> None:
+        if self.proj_down is None:
+            raise ValueError("this generator was built with predict_down=False; call up_kernels() instead")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x N×C×H×W (H, W even) -> (down N×(G·(2s)²)×H/2×W/2, up N×(G·s²)×H×W), both float32, summing to 1."""
+        self._require_down()
+        z = self.embed(x, stride=2)
+        down = self.normalise_down(self._logits(self.proj_down, x, z))
+        up = self.normalise_up(self._logits(self.proj_up, x, z))
+        return down, up
 
 
 @MODELS.register_module(name="A2U")
 class A2U(nn.Module):
     """Affinity-aware ×2 upsampler.
+
+    Three ways to guide it:
+    - `forward(x, kernels=K)`: given up kernels (e.g. from the paired `A2D` / generator of the encoder);
+    - `forward(x, guide)`: a high-resolution guide (N×guide_channels×2h×2w) through its own generator;
+    - `forward(x)`: self-guided. The generator's up path runs at x's own resolution (stride-1 u/v correlations),
+      P maps to 4·s² logits per pixel, pixel shuffle gives s² kernels for each of the 2h×2w outputs. This is the
+      drop-in form used by `build_upsample_layer` (mmseg/mmdet necks).
+    Its generator is built with `predict_down=False` (no unused P_down), so an `A2U` has 42C+38 parameters
+    (s=3, d=1, G=1, shared) plus the optional 1×1 projection.
 
     Args:
         in_channels (int): channels of x.
@@ -34,37 +176,45 @@ class A2U(nn.Module):
             `act_cfg`) projects x before upsampling (cheaper than after; kernels do not depend on channels).
             Default: None (= in_channels).
         scale_factor (int): must be 2. Default: 2.
-        up_kernel_size (int): s, odd. Default: 3.
-        encode_kernel_size (int): k. Default: 6.
+        up_kernel (int): s, odd. Default: 3.
+        up_group (int): G kernel groups; `out_channels` must be divisible by it. Default: 1.
+        encoder_kernel (int): k. Default: 6.
         rank (int): d. Default: 1.
-        groups (int): G kernel groups; `out_channels` must be divisible by it. Default: 1.
         shared (bool): channel-shared u, v. Default: True.
-        guide_channels (int, optional): channels of the guide feature. Default: None (= in_channels).
         norm_groups (int): GroupNorm groups of the generator. Default: 32.
+        guide_channels (int, optional): channels of the guide feature. Default: None (= in_channels).
         with_cp (bool): gradient checkpointing of the kernel generation and reassembly. Default: False.
         norm_cfg (dict, optional): norm of the projection (mmseg's UNet passes it to every upsampler).
         act_cfg (dict, optional): activation of the projection.
     """
 
-    def __init__(self, in_channels: int, out_channels: int | None = None, scale_factor: int = 2,
-                 up_kernel_size: int = 3, encode_kernel_size: int = 6, rank: int = 1, groups: int = 1,
-                 shared: bool = True, guide_channels: int | None = None, norm_groups: int = 32,
-                 with_cp: bool = False, norm_cfg: dict | None = None, act_cfg: dict | None = None) -> None:
+    def __init__(self, in_channels: int, out_channels: int | None = None, scale_factor: int = 2, up_kernel: int = 3,
+                 up_group: int = 1, encoder_kernel: int = 6, rank: int = 1, shared: bool = True,
+                 norm_groups: int = 32, guide_channels: int | None = None, with_cp: bool = False,
+                 norm_cfg: dict | None = None, act_cfg: dict | None = None) -> None:
         super().__init__()
         if scale_factor != 2:
             raise ValueError(f"scale_factor must be 2 for A2U, got {scale_factor}")
         self.in_channels = in_channels
         self.out_channels = in_channels if out_channels is None else out_channels
         self.guide_channels = in_channels if guide_channels is None else guide_channels
-        if self.out_channels % groups:
-            raise ValueError(f"out_channels {self.out_channels} not divisible by groups {groups}")
-        self.scale_factor, self.up_kernel_size, self.groups, self.with_cp = scale_factor, up_kernel_size, groups, with_cp
-        self.generator = A2UKernelGenerator(self.guide_channels, up_kernel_size, encode_kernel_size, rank, groups,
-                                            shared, norm_groups, predict_down=False)
+        if self.out_channels % up_group:
+            raise ValueError(f"out_channels {self.out_channels} not divisible by up_group {up_group}")
+        self.scale_factor, self.up_kernel, self.up_group, self.encoder_kernel = (scale_factor, up_kernel, up_group,
+                                                                                 encoder_kernel)
+        self.rank, self.shared, self.norm_groups, self.with_cp = rank, shared, norm_groups, with_cp
+        self.generator = A2UKernelGenerator(self.guide_channels, up_kernel, up_group, encoder_kernel, rank, shared,
+                                            norm_groups, predict_down=False)
         self.projection: nn.Module | None = None
         if self.out_channels != in_channels:
-            from mmcv.cnn import ConvModule  # local: keeps `import models.ops.reassembly` light
+            from mmcv.cnn import ConvModule  # local: keeps `import models.ops.a2u` light
             self.projection = ConvModule(in_channels, self.out_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+    def init_weights(self) -> None:
+        """Re-initialise the generator, then the projection (each initialises itself when built)."""
+        self.generator.init_weights()
+        if self.projection is not None:
+            self.projection.init_weights()
 
     def _upsample(self, x: torch.Tensor, guide: torch.Tensor | None, kernels: torch.Tensor | None) -> torch.Tensor:
         if kernels is None:
@@ -73,7 +223,7 @@ class A2U(nn.Module):
             kernels = self.generator.up_kernels(x, stride=1) if guide is None else self.generator.up_kernels(guide)
         if self.projection is not None:
             x = self.projection(x)
-        return a2u_upsample(x, kernels, self.up_kernel_size, self.groups, self.scale_factor)
+        return a2u_upsample(x, kernels, self.up_kernel, self.up_group, self.scale_factor)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor | None = None,
                 kernels: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,29 +240,35 @@ class A2D(nn.Module):
     """Affinity-aware ×2 downsampler; its generator also predicts the paired A2U up kernels.
 
     Args:
-        in_channels (int): C (divisible by `norm_groups` and `groups`).
-        up_kernel_size (int): s; the downsampling window is 2s. Default: 3.
-        encode_kernel_size (int): k. Default: 6.
+        in_channels (int): C (divisible by `norm_groups` and `up_group`).
+        up_kernel (int): s; the downsampling window is 2s. Default: 3.
+        up_group (int): G. Default: 1.
+        encoder_kernel (int): k. Default: 6.
         rank (int): d. Default: 1.
-        groups (int): G. Default: 1.
         shared (bool): channel-shared u, v. Default: True.
         norm_groups (int): GroupNorm groups. Default: 32.
     """
 
-    def __init__(self, in_channels: int, up_kernel_size: int = 3, encode_kernel_size: int = 6, rank: int = 1,
-                 groups: int = 1, shared: bool = True, norm_groups: int = 32) -> None:
+    def __init__(self, in_channels: int, up_kernel: int = 3, up_group: int = 1, encoder_kernel: int = 6,
+                 rank: int = 1, shared: bool = True, norm_groups: int = 32) -> None:
         super().__init__()
-        self.in_channels, self.groups = in_channels, groups
-        self.generator = A2UKernelGenerator(in_channels, up_kernel_size, encode_kernel_size, rank, groups, shared,
+        self.in_channels, self.up_kernel, self.up_group, self.encoder_kernel = (in_channels, up_kernel, up_group,
+                                                                                encoder_kernel)
+        self.rank, self.shared, self.norm_groups = rank, shared, norm_groups
+        self.down_kernel = 2 * up_kernel
+        self.generator = A2UKernelGenerator(in_channels, up_kernel, up_group, encoder_kernel, rank, shared,
                                             norm_groups)
+
+    def init_weights(self) -> None:
+        """Re-initialise the generator (it initialises itself when built)."""
+        self.generator.init_weights()
 
     def forward_with_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x N×C×H×W (H, W even) -> (N×C×H/2×W/2, up kernels N×(G·s²)×H×W for the paired A2U)."""
         down_kernels, up_kernels = self.generator(x)
-        return a2d_downsample(x, down_kernels, self.generator.down_kernel_size, self.groups), up_kernels
+        return a2d_downsample(x, down_kernels, self.down_kernel, self.up_group), up_kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x N×C×H×W -> N×C×H/2×W/2 (the up kernels are not returned; see `forward_with_state`)."""
         down_kernels = self.generator.down_kernels(x)
-        return a2d_downsample(x, down_kernels, self.generator.down_kernel_size, self.groups)
-
+        return a2d_downsample(x, down_kernels, self.down_kernel, self.up_group)

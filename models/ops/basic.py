@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import skip_init
 
 from models.registry import MODELS
 
@@ -76,9 +77,17 @@ class StridedConvDown(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int | None = None) -> None:
         super().__init__()
-        out_channels = in_channels if out_channels is None else out_channels
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.in_channels = in_channels
+        self.out_channels = in_channels if out_channels is None else out_channels
+        # The conv is created uninitialised: init_weights() draws its initial values.
+        self.conv = skip_init(nn.Conv2d, in_channels, self.out_channels, 3, stride=2, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(self.out_channels)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """PyTorch's default initialisation (conv kaiming-uniform a=√5; BatchNorm γ=1, β=0)."""
+        self.conv.reset_parameters()
+        self.bn.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _require_even("StridedConvDown", x)
@@ -93,10 +102,18 @@ class DeconvUp(nn.Module):
         super().__init__()
         if scale_factor != 2:
             raise ValueError(f"scale_factor must be 2 for DeconvUp, got {scale_factor}")
-        out_channels = in_channels if out_channels is None else out_channels
-        self.deconv = nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1,
-                                         bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.in_channels, self.scale_factor = in_channels, scale_factor
+        self.out_channels = in_channels if out_channels is None else out_channels
+        # The transposed conv is created uninitialised: init_weights() draws its initial values.
+        self.deconv = skip_init(nn.ConvTranspose2d, in_channels, self.out_channels, 3, stride=2, padding=1,
+                                output_padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(self.out_channels)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """PyTorch's default initialisation (transposed conv kaiming-uniform a=√5; BatchNorm γ=1, β=0)."""
+        self.deconv.reset_parameters()
+        self.bn.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N×C_in×h×w -> N×C_out×2h×2w."""
@@ -120,6 +137,7 @@ class DepthToSpace(nn.Module):
         super().__init__()
         if scale_factor != 2:
             raise ValueError(f"scale_factor must be 2 for DepthToSpace, got {scale_factor}")
+        self.scale_factor = scale_factor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] % 4:

@@ -3,7 +3,7 @@
 Paper: Wang et al., "CARAFE: Content-Aware ReAssembly of FEatures", ICCV 2019 (https://arxiv.org/abs/1905.02188).
 Same maths as mmcv's `CARAFEPack`: channel compressor (1×1 to 64), content encoder (k_enc×k_enc conv to
 (r·k_up)²·G logits), pixel shuffle, softmax over each group's k_up² entries, then reassembly. The reassembly is
-`a2u_upsample`, whose semantics (CARAFE-naive) are identical. Initialisation as in mmcv: compressor
+`reassemble_up`, whose semantics (CARAFE-naive) are identical. Initialisation as in mmcv: compressor
 Xavier-uniform, encoder N(0, 0.001), zero biases.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.ops.reassembly import a2u_upsample
+from models.ops.kernels import reassemble_up
 from models.registry import MODELS
 
 
@@ -42,6 +42,8 @@ class CARAFETorch(nn.Module):
         if not isinstance(scale_factor, int) or scale_factor < 1:
             raise ValueError(f"scale_factor must be a positive int, got {scale_factor!r}")
         self.channels, self.scale_factor, self.up_kernel, self.up_group = channels, scale_factor, up_kernel, up_group
+        self.encoder_kernel, self.encoder_dilation = encoder_kernel, encoder_dilation
+        self.compressed_channels = compressed_channels
         self.channel_compressor = nn.Conv2d(channels, compressed_channels, 1)
         self.content_encoder = nn.Conv2d(compressed_channels, up_kernel ** 2 * up_group * scale_factor ** 2,
                                          encoder_kernel, padding=(encoder_kernel - 1) * encoder_dilation // 2,
@@ -49,6 +51,7 @@ class CARAFETorch(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
+        """mmcv's `CARAFEPack` initialisation: compressor Xavier-uniform, encoder N(0, 0.001), zero biases."""
         nn.init.xavier_uniform_(self.channel_compressor.weight)
         nn.init.zeros_(self.channel_compressor.bias)
         nn.init.normal_(self.content_encoder.weight, std=0.001)
@@ -63,4 +66,4 @@ class CARAFETorch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x N×C×h×w -> N×C×rh×rw."""
-        return a2u_upsample(x, self.kernels(x), self.up_kernel, self.up_group, self.scale_factor)
+        return reassemble_up(x, self.kernels(x), self.up_kernel, self.up_group, self.scale_factor)

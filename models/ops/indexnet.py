@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import skip_init
 
 from models.registry import MODELS
 
@@ -26,7 +27,14 @@ INDEX_BLOCK_TYPES = ("holistic", "o2o", "m2o")
 
 
 class IndexBlock(nn.Module):
-    """Predicts (encoder index, decoder index), each N×C'×H×W with C' = 1 (holistic) or C (depthwise)."""
+    """Predicts (encoder index, decoder index), each N×C'×H×W with C' = 1 (holistic) or C (depthwise).
+
+    Args:
+        channels (int): C.
+        block_type (str): 'holistic', 'o2o' or 'm2o'. Default: 'm2o'.
+        use_nonlinear (bool): two-layer index block (conv + BN + ReLU6 + 1×1 conv). Default: True.
+        use_context (bool): 4×4 index conv instead of 2×2. Default: True.
+    """
 
     def __init__(self, channels: int, block_type: str = "m2o", use_nonlinear: bool = True,
                  use_context: bool = True) -> None:
@@ -34,6 +42,7 @@ class IndexBlock(nn.Module):
         if block_type not in INDEX_BLOCK_TYPES:
             raise ValueError(f"block_type must be one of {INDEX_BLOCK_TYPES}, got {block_type!r}")
         self.channels, self.block_type = channels, block_type
+        self.use_nonlinear, self.use_context = use_nonlinear, use_context
         kernel, padding = (4, 1) if use_context else (2, 0)
         if block_type == "holistic":
             hidden, out, groups, point_groups = 2 * channels, 4, 1, 1
@@ -41,13 +50,22 @@ class IndexBlock(nn.Module):
             hidden, out, groups, point_groups = 4 * channels, 4 * channels, channels, 4 * channels
         else:                                          # output channel position·C + c: all input channels
             hidden, out, groups, point_groups = 4 * channels, 4 * channels, 1, 4
+        # Convs are created uninitialised: init_weights() draws their initial values, in this order.
         if use_nonlinear:
             self.index = nn.Sequential(
-                nn.Conv2d(channels, hidden, kernel, stride=2, padding=padding, groups=groups, bias=False),
+                skip_init(nn.Conv2d, channels, hidden, kernel, stride=2, padding=padding, groups=groups, bias=False),
                 nn.BatchNorm2d(hidden), nn.ReLU6(),
-                nn.Conv2d(hidden, out, 1, groups=point_groups, bias=False))
+                skip_init(nn.Conv2d, hidden, out, 1, groups=point_groups, bias=False))
         else:
-            self.index = nn.Conv2d(channels, out, kernel, stride=2, padding=padding, groups=groups, bias=False)
+            self.index = skip_init(nn.Conv2d, channels, out, kernel, stride=2, padding=padding, groups=groups,
+                                   bias=False)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """PyTorch's default initialisation (convs kaiming-uniform a=√5; BatchNorm γ=1, β=0)."""
+        for layer in self.modules():
+            if isinstance(layer, (nn.Conv2d, nn.BatchNorm2d)):
+                layer.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() != 4 or x.shape[1] != self.channels or x.shape[-2] % 2 or x.shape[-1] % 2:
@@ -76,7 +94,13 @@ class IndexNetDown(nn.Module):
     def __init__(self, in_channels: int, block_type: str = "m2o", use_nonlinear: bool = True,
                  use_context: bool = True) -> None:
         super().__init__()
+        self.in_channels, self.block_type = in_channels, block_type
+        self.use_nonlinear, self.use_context = use_nonlinear, use_context
         self.index_block = IndexBlock(in_channels, block_type, use_nonlinear, use_context)
+
+    def init_weights(self) -> None:
+        """Re-initialise the index block (it initialises itself when built)."""
+        self.index_block.init_weights()
 
     def forward_with_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x N×C×H×W -> (N×C×H/2×W/2, decoder index N×C'×H×W)."""
@@ -95,7 +119,7 @@ class IndexNetUp(nn.Module):
         super().__init__()
         if scale_factor != 2:
             raise ValueError(f"scale_factor must be 2 for IndexNetUp, got {scale_factor}")
-        self.in_channels = in_channels
+        self.in_channels, self.scale_factor = in_channels, scale_factor
 
     def forward(self, x: torch.Tensor, decoder_index: torch.Tensor) -> torch.Tensor:
         """x N×C×h×w, decoder_index N×(C or 1)×2h×2w -> N×C×2h×2w."""

@@ -20,7 +20,7 @@ class Reassemble(nn.Module):
     """The bare reassembly ops with given kernels: A2D then A2U."""
 
     def forward(self, x: torch.Tensor, k_up: torch.Tensor, k_down: torch.Tensor) -> torch.Tensor:
-        from models.ops.reassembly import a2d_downsample, a2u_upsample
+        from models.ops.kernels import a2d_downsample, a2u_upsample
 
         return a2u_upsample(a2d_downsample(x, k_down, 6), k_up, 3)
 

@@ -1,8 +1,10 @@
 """Manual CPU benchmark of the A2U/A2D reassembly kernels against bilinear / 2×2 avg-pool (not a test).
 
 Times every implementation interleaved (round-robin, median of `--repeats`) at the matting-network shapes, so the
-ratios are measured side by side on a shared, noisy machine. `--baseline FILE` adds another copy of
-`reassembly_fused.py` (e.g. the previous version) to the same rounds.
+ratios are measured side by side on a shared, noisy machine. `--baseline FILE` adds another implementation to
+the same rounds: a file defining `up_forward`, `A2UUpsampleFunction`, `down_forward` and `A2DDownsampleFunction`,
+e.g. the single-file kernels before the split into `models/ops/kernels/`
+(`git show 4a2e2e9:models/ops/reassembly_fused.py > /tmp/old_fused.py`).
 
     .venv/bin/python -m tests.test_ops.bench_reassembly --threads 1 --clock cpu --repeats 7 \\
         [--baseline /tmp/old_fused.py]
@@ -13,14 +15,18 @@ import argparse
 import importlib.util
 import statistics
 import time
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from models.ops import reassembly as R
-from models.ops import reassembly_fused as fused
+from models.ops import kernels as K
+from models.ops.kernels import down, up
+
+#: The current kernels under the attribute names `--baseline` files use.
+CURRENT = SimpleNamespace(up_forward=up.up_forward, A2UUpsampleFunction=up.ReassembleUpFunction,
+                          down_forward=down.down_forward, A2DDownsampleFunction=down.A2DDownsampleFunction)
 
 #: (name, N, C, low-res side) for A2U (s=3, ×2) and (name, N, C, high-res side) for A2D (k=6).
 UP_SHAPES = [("C256 32→64", 1, 256, 32), ("C256 32→64 N16", 16, 256, 32), ("C128 64→128", 1, 128, 64),
@@ -121,20 +127,20 @@ def bench(repeats: int, baseline: ModuleType | None, only: str) -> None:
     gen = torch.Generator().manual_seed(0)
     print(f"threads={torch.get_num_threads()} clock={CLOCK.__name__}  "
           f"ratios = time / reference time (median of {repeats})")
-    impls = {"new": fused} | ({"old": baseline} if baseline is not None else {})
+    impls = {"new": CURRENT} | ({"old": baseline} if baseline is not None else {})
     if only in ("all", "up"):
         _section("A2U vs bilinear", UP_SHAPES, 9, 2,
                  lambda a, _k: F.interpolate(a, scale_factor=2, mode="bilinear", align_corners=False),
-                 _up_impls, lambda a, b: R.a2u_upsample_unfold(a, b, 3), impls, repeats, gen)
+                 _up_impls, lambda a, b: K.reassemble_up_unfold(a, b, 3), impls, repeats, gen)
     if only in ("all", "down"):
         _section("A2D vs avgpool ", DOWN_SHAPES, 36, 0.5, lambda a, _k: F.avg_pool2d(a, 2),
-                 _down_impls, lambda a, b: R.a2d_downsample_unfold(a, b, 6), impls, repeats, gen)
+                 _down_impls, lambda a, b: K.a2d_downsample_unfold(a, b, 6), impls, repeats, gen)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: keep the default)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--baseline", default=None, help="path of another reassembly_fused.py to compare")
+    parser.add_argument("--baseline", default=None, help="path of another kernels file to compare (module docstring)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: perf_counter; cpu: process CPU time (robust on a loaded machine, 1 thread)")
     parser.add_argument("--only", choices=("all", "up", "down"), default="all")

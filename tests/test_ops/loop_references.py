@@ -46,7 +46,7 @@ def downsample_loop(x: torch.Tensor, kernels: torch.Tensor, k: int, groups: int)
 def generator_loop(gen, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample, per-rank, per-channel transcription of spec 2.2 using `gen`'s weights (rank/group-correct)."""
     n, c, hh, ww = x.shape
-    s, k, d, groups = gen.up_kernel_size, gen.encode_kernel_size, gen.rank, gen.groups
+    s, k, d, groups = gen.up_kernel, gen.encoder_kernel, gen.rank, gen.up_group
     m = 4 * s * s * groups
     h, w = hh // 2, ww // 2
     downs, ups = [], []

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.ops.basic import DeconvUp, DepthToSpace, SpaceToDepth
+from models.ops.basic import DeconvUp, DepthToSpace, SpaceToDepth, StridedConvDown
 from models.ops.carafe import CARAFETorch
 from models.ops.indexnet import IndexBlock, IndexNetDown, IndexNetUp
 from tests.test_ops.loop_references import upsample_loop
@@ -68,3 +68,15 @@ def test_basic_shapes_and_inverse():
     assert DeconvUp(8, 4)(x).shape == (1, 4, 8, 12)
     with pytest.raises(ValueError, match="even"):
         SpaceToDepth()(torch.randn(1, 8, 3, 4))
+
+
+@pytest.mark.parametrize("make", [lambda: IndexBlock(8, "m2o"), lambda: IndexBlock(8, "o2o", use_nonlinear=False),
+                                  lambda: StridedConvDown(8, 4), lambda: DeconvUp(8, 4)])
+def test_init_weights_draws_what_construction_drew(make):
+    torch.manual_seed(0)
+    module = make()
+    built = {k: v.clone() for k, v in module.state_dict().items()}
+    torch.manual_seed(0)
+    module.init_weights()
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, built[key]), key

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.ops import reassembly as R
-from models.ops import reassembly_fused as fused
+from models.ops import kernels as K
+from models.ops.kernels import common
 
 #: one low-res row per block, a few rows / images per block, everything in one block
 BLOCK_SIZES = [64, 1500, 1 << 20]
@@ -28,45 +28,45 @@ def _value_and_grads(fn, x: torch.Tensor, kernels: torch.Tensor, grad: torch.Ten
 @pytest.mark.parametrize("block_bytes", BLOCK_SIZES)
 @pytest.mark.parametrize("n,c,h,w,groups,s,scale", UP_CASES)
 def test_blocked_upsample_and_gradients_match_unfold(monkeypatch, block_bytes, n, c, h, w, groups, s, scale):
-    monkeypatch.setattr(fused, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(common, "BLOCK_BYTES", block_bytes)
     gen = torch.Generator().manual_seed(n * 100 + c * 10 + s)
     x = torch.randn(n, c, h, w, dtype=torch.float64, generator=gen)
     kernels = torch.randn(n, groups * s * s, h * scale, w * scale, dtype=torch.float64, generator=gen)
     grad = torch.randn(n, c, h * scale, w * scale, dtype=torch.float64, generator=gen)
-    expected = _value_and_grads(lambda a, b: R.a2u_upsample_unfold(a, b, s, groups, scale), x, kernels, grad)
-    got = _value_and_grads(lambda a, b: R.a2u_upsample(a, b, s, groups, scale), x, kernels, grad)
+    expected = _value_and_grads(lambda a, b: K.reassemble_up_unfold(a, b, s, groups, scale), x, kernels, grad)
+    got = _value_and_grads(lambda a, b: K.reassemble_up(a, b, s, groups, scale), x, kernels, grad)
     for name, value, ref in zip(("output", "grad_x", "grad_kernels"), got, expected):
         torch.testing.assert_close(value, ref, atol=1e-10, rtol=0, msg=lambda m: f"{name}: {m}")
     with torch.no_grad():                          # the direct (no autograd) path
-        torch.testing.assert_close(R.a2u_upsample(x, kernels, s, groups, scale), expected[0], atol=1e-10, rtol=0)
+        torch.testing.assert_close(K.reassemble_up(x, kernels, s, groups, scale), expected[0], atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize("block_bytes", BLOCK_SIZES)
 @pytest.mark.parametrize("n,c,hh,ww,groups,k", DOWN_CASES)
 def test_blocked_downsample_and_gradients_match_unfold(monkeypatch, block_bytes, n, c, hh, ww, groups, k):
-    monkeypatch.setattr(fused, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(common, "BLOCK_BYTES", block_bytes)
     gen = torch.Generator().manual_seed(n * 100 + c * 10 + k)
     x = torch.randn(n, c, hh, ww, dtype=torch.float64, generator=gen)
     kernels = torch.randn(n, groups * k * k, hh // 2, ww // 2, dtype=torch.float64, generator=gen)
     grad = torch.randn(n, c, hh // 2, ww // 2, dtype=torch.float64, generator=gen)
-    expected = _value_and_grads(lambda a, b: R.a2d_downsample_unfold(a, b, k, groups), x, kernels, grad)
-    got = _value_and_grads(lambda a, b: R.a2d_downsample(a, b, k, groups), x, kernels, grad)
+    expected = _value_and_grads(lambda a, b: K.a2d_downsample_unfold(a, b, k, groups), x, kernels, grad)
+    got = _value_and_grads(lambda a, b: K.a2d_downsample(a, b, k, groups), x, kernels, grad)
     for name, value, ref in zip(("output", "grad_x", "grad_kernels"), got, expected):
         torch.testing.assert_close(value, ref, atol=1e-10, rtol=0, msg=lambda m: f"{name}: {m}")
     with torch.no_grad():
-        torch.testing.assert_close(R.a2d_downsample(x, kernels, k, groups), expected[0], atol=1e-10, rtol=0)
+        torch.testing.assert_close(K.a2d_downsample(x, kernels, k, groups), expected[0], atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize("wrt", ["x", "kernels"])
 def test_one_sided_gradients_with_many_blocks(monkeypatch, wrt):
-    monkeypatch.setattr(fused, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(common, "BLOCK_BYTES", 64)
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(2, 4, 5, 6, dtype=torch.float64, generator=gen)
     ku = torch.rand(2, 9, 10, 12, dtype=torch.float64, generator=gen)
     xd = torch.randn(2, 4, 6, 8, dtype=torch.float64, generator=gen)
     kd = torch.rand(2, 36, 3, 4, dtype=torch.float64, generator=gen)
-    for op, ref, a, b, k in ((R.a2u_upsample, R.a2u_upsample_unfold, x, ku, 3),
-                             (R.a2d_downsample, R.a2d_downsample_unfold, xd, kd, 6)):
+    for op, ref, a, b, k in ((K.reassemble_up, K.reassemble_up_unfold, x, ku, 3),
+                             (K.a2d_downsample, K.a2d_downsample_unfold, xd, kd, 6)):
         leaf = (a if wrt == "x" else b).clone().requires_grad_()
         args = (leaf, b) if wrt == "x" else (a, leaf)
         got = torch.autograd.grad(op(*args, k).square().sum(), leaf)[0]
@@ -75,26 +75,26 @@ def test_one_sided_gradients_with_many_blocks(monkeypatch, wrt):
 
 
 def test_strided_inputs_match_contiguous(monkeypatch):
-    monkeypatch.setattr(fused, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(common, "BLOCK_BYTES", 256)
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 4, 6, 10, dtype=torch.float64, generator=gen)[..., ::2]      # 2×4×6×5, column stride 2
     ku = torch.rand(2, 10, 12, 9, dtype=torch.float64, generator=gen).permute(0, 3, 2, 1)  # 2×9×12×10
     xd = torch.randn(2, 8, 6, 4, dtype=torch.float64, generator=gen)[:, ::2]
     kd = torch.rand(2, 36, 3, 2, dtype=torch.float64, generator=gen).flip(-1)
-    torch.testing.assert_close(R.a2u_upsample(x, ku, 3), R.a2u_upsample_unfold(x.contiguous(), ku.contiguous(), 3),
+    torch.testing.assert_close(K.reassemble_up(x, ku, 3), K.reassemble_up_unfold(x.contiguous(), ku.contiguous(), 3),
                                atol=1e-10, rtol=0)
-    torch.testing.assert_close(R.a2d_downsample(xd, kd, 6),
-                               R.a2d_downsample_unfold(xd.contiguous(), kd.contiguous(), 6), atol=1e-10, rtol=0)
+    torch.testing.assert_close(K.a2d_downsample(xd, kd, 6),
+                               K.a2d_downsample_unfold(xd.contiguous(), kd.contiguous(), 6), atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize("n,rows,row_bytes,threads", [(1, 10, 300, 1), (5, 3, 100, 1), (4, 7, 5000, 2),
                                                       (3, 1, 10 ** 9, 1), (2, 9, 64, 2)])
 def test_blocks_cover_every_image_row_once(monkeypatch, n, rows, row_bytes, threads):
-    monkeypatch.setattr(fused, "BLOCK_BYTES", 1000)
+    monkeypatch.setattr(common, "BLOCK_BYTES", 1000)
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
-    monkeypatch.setattr(fused, "DEVICE_BLOCK_BYTES", 3000)
+    monkeypatch.setattr(common, "DEVICE_BLOCK_BYTES", 3000)
     for fraction, device_type in ((1.0, "cpu"), (0.25, "cpu"), (1.0, "cuda"), (0.5, "cuda")):
-        blocks = fused._blocks(n, rows, row_bytes, max_fraction=fraction, device_type=device_type)
+        blocks = common.blocks(n, rows, row_bytes, max_fraction=fraction, device_type=device_type)
         seen = torch.zeros(n, rows, dtype=torch.int64)
         for batch, band in blocks:
             seen[batch, band] += 1
@@ -107,7 +107,7 @@ def test_forward_extra_memory_at_most_the_output():
     x = torch.randn(1, 64, 32, 32, generator=gen)
     ku = torch.softmax(torch.randn(1, 9, 64, 64, generator=gen), 1)
     kd = torch.softmax(torch.randn(1, 36, 16, 16, generator=gen), 1)
-    for fn, out_bytes in ((lambda: R.a2u_upsample(x, ku, 3), 64 * 64 * 64 * 4),
-                          (lambda: R.a2d_downsample(x, kd, 6), 64 * 16 * 16 * 4)):
+    for fn, out_bytes in ((lambda: K.reassemble_up(x, ku, 3), 64 * 64 * 64 * 4),
+                          (lambda: K.a2d_downsample(x, kd, 6), 64 * 16 * 16 * 4)):
         peak = memory.peak_memory_cpu(fn).peak_bytes
         assert out_bytes <= peak <= 2 * out_bytes, f"peak {peak} B for an output of {out_bytes} B"

@@ -5,8 +5,9 @@ import pytest
 import torch
 from mmcv.cnn import build_upsample_layer
 
-from models.ops import A2U, PAIR_NAMES, build_pair, count_parameters
-from models.ops.reassembly import a2u_upsample
+from models.ops import A2D, A2U, PAIR_NAMES, A2UKernelGenerator, build_pair, count_parameters
+from models.ops.carafe import CARAFETorch
+from models.ops.kernels import a2u_upsample
 from models.registry import MODELS
 
 UPSAMPLER_CFGS = [dict(type="A2U", in_channels=32), dict(type="A2U", in_channels=32, out_channels=16),
@@ -76,12 +77,20 @@ def test_pair_keywords():
     torch.testing.assert_close(low, torch.nn.functional.max_pool2d(x, 2))
     low, _ = build_pair("nearest", 32, down="maxpool").down(x)
     torch.testing.assert_close(low, torch.nn.functional.max_pool2d(x, 2))
-    pair = build_pair("a2u", 32, up_kernel_size=5, encode_kernel_size=4, rank=2, groups=2)
+    pair = build_pair("a2u", 32, up_kernel=5, encoder_kernel=4, rank=2, up_group=2)
     low, kernels = pair.down(x)
     assert kernels.shape == (1, 50, 4, 4) and pair.up(low, kernels).shape == x.shape
     with pytest.raises(ValueError, match="unknown keyword"):
         build_pair("a2u", 32, kernel=3)
+    with pytest.raises(ValueError, match=r"\['up_kernel', 'up_group', 'encoder_kernel', 'rank', 'shared'"):
+        build_pair("a2u", 32, up_kernel_size=3)      # the pre-mmcv-naming keyword names the accepted ones
     with pytest.raises(ValueError, match="down must be one of"):
         build_pair("bilinear", 32, down="conv")
     with pytest.raises(ValueError, match="unknown operator pair"):
         build_pair("bicubic", 32)
+
+
+@pytest.mark.parametrize("cls", [A2U, A2D, A2UKernelGenerator, CARAFETorch])
+def test_hyper_parameter_names_follow_carafe_pack_and_live_on_self(cls):
+    module = cls(32, up_kernel=5, up_group=2, encoder_kernel=3)
+    assert (module.up_kernel, module.up_group, module.encoder_kernel) == (5, 2, 3)

@@ -1,13 +1,13 @@
-"""The export-friendly forms of the generator's pooling and depthwise correlation equal the eager originals,
-and a plain torch.onnx.export of the self-guided A2U module works with a dynamic input size."""
+"""The export-friendly forms of the generator's pooling and depthwise correlation equal the eager originals
+(the A2U generator uses them under ONNX export and torch.export)."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from models.ops.a2u_generator import A2UKernelGenerator
-from models.ops.traceable import adaptive_avg_pool2d_by_matrices, depthwise_correlation_plain
+from models.ops.kernels.depthwise import (adaptive_avg_pool2d_by_matrices, depthwise_correlation,
+                                          depthwise_correlation_plain)
 
 
 @pytest.mark.parametrize("height,width", [(16, 24), (18, 30), (7, 13), (5, 4), (6, 6)])
@@ -18,9 +18,8 @@ def test_matrix_adaptive_pooling_matches_torch(height: int, width: int) -> None:
 
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_plain_depthwise_matches_the_generator_convolution(shared: bool, stride: int) -> None:
-    generator = A2UKernelGenerator(32, shared=shared).double()
+def test_plain_depthwise_matches_the_grouped_convolution(shared: bool, stride: int) -> None:
     x = torch.randn(2, 32, 10, 14, dtype=torch.float64)
     filters = torch.randn(2, 1 if shared else 32, 6, 6, dtype=torch.float64)
-    expected = generator._depthwise(x, filters, stride)
+    expected = depthwise_correlation(x, filters, 6, 1, stride)
     torch.testing.assert_close(depthwise_correlation_plain(x, filters, 6, 1, stride), expected)

@@ -1,4 +1,4 @@
-"""A2UKernelGenerator: loop reference (rank/group-correct), kernel properties, parameter counts, gradcheck."""
+"""A2UKernelGenerator: loop reference (rank/group-correct), kernel properties, parameter counts, gradcheck, init."""
 from __future__ import annotations
 
 import math
@@ -23,7 +23,8 @@ def _randomised(gen: A2UKernelGenerator) -> A2UKernelGenerator:
 @pytest.mark.parametrize("shared,rank,groups,s,k", [(True, 1, 1, 3, 6), (False, 1, 1, 3, 5), (True, 2, 2, 3, 4),
                                                     (False, 3, 2, 1, 6), (True, 1, 1, 5, 3)])
 def test_generator_matches_loop_reference(shared, rank, groups, s, k):
-    gen = _randomised(A2UKernelGenerator(4, s, k, rank, groups, shared, norm_groups=2))
+    gen = _randomised(A2UKernelGenerator(4, up_kernel=s, up_group=groups, encoder_kernel=k, rank=rank, shared=shared,
+                                         norm_groups=2))
     x = torch.randn(2, 4, 6, 8, dtype=torch.float64)
     down, up = gen(x)
     expected_down, expected_up = generator_loop(gen, x)
@@ -36,7 +37,7 @@ def test_generator_matches_loop_reference(shared, rank, groups, s, k):
 
 @pytest.mark.parametrize("s", [1, 3, 5])
 def test_kernel_normalisation_and_bounds(s):
-    gen = A2UKernelGenerator(32, up_kernel_size=s, groups=2)
+    gen = A2UKernelGenerator(32, up_kernel=s, up_group=2)
     with torch.no_grad():
         gen.proj_up.weight.mul_(50)               # push logits to saturation to probe the bounds
     down, up = gen(torch.randn(2, 32, 8, 8))
@@ -58,7 +59,7 @@ def test_parameter_counts_match_spec(channels, expected):
 
 
 def test_generator_gradcheck():
-    gen = _randomised(A2UKernelGenerator(4, 3, 4, rank=2, groups=2, norm_groups=2))
+    gen = _randomised(A2UKernelGenerator(4, 3, 2, 4, rank=2, norm_groups=2))
     x = torch.randn(1, 4, 4, 4, dtype=torch.float64, requires_grad=True)
     params = [gen.filter_u.weight, gen.proj_up.weight, gen.norm_v.weight]
 
@@ -77,9 +78,9 @@ def test_self_guided_embedding_keeps_resolution():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(channels=32, up_kernel_size=4), "up_kernel_size"),
+    (dict(channels=32, up_kernel=4), "up_kernel"),
     (dict(channels=30), "norm_groups"),
-    (dict(channels=32, groups=3), "groups"),
+    (dict(channels=32, up_group=3), "up_group"),
     (dict(channels=32, rank=0), "rank"),
 ])
 def test_bad_constructor_arguments(kwargs, match):
@@ -93,3 +94,13 @@ def test_bad_inputs():
         gen(torch.randn(1, 32, 5, 4))
     with pytest.raises(ValueError, match="N×32×H×W"):
         gen(torch.randn(1, 16, 4, 4))
+
+
+def test_init_weights_draws_what_construction_drew():
+    torch.manual_seed(0)
+    gen = A2UKernelGenerator(32, rank=2, shared=False)
+    built = {k: v.clone() for k, v in gen.state_dict().items()}
+    torch.manual_seed(0)
+    gen.init_weights()
+    for key, value in gen.state_dict().items():
+        assert torch.equal(value, built[key]), key

@@ -1,0 +1,107 @@
+"""Helpers shared by the up and down reassembly kernels: execution mode, argument checks, blocking, clipping."""
+from __future__ import annotations
+
+import torch
+
+#: Bytes of output (or of gradient, in backward) per block and intra-op thread: ~L2-sized. Measured on a 2-core
+#: AMD EPYC (1 MiB L2 per core), 1 thread: 1–2 MiB best; smaller blocks lose to per-call Python overhead.
+BLOCK_BYTES = 1 << 20
+#: Block bytes on accelerators (CUDA): large, since each op is a kernel launch and memory bandwidth is ample.
+DEVICE_BLOCK_BYTES = 64 << 20
+
+
+def is_tracing() -> bool:
+    """True under torch.jit tracing/scripting, ONNX export, torch.export or torch.compile."""
+    if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return True
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None:
+        if compiler.is_compiling():
+            return True
+        is_exporting = getattr(compiler, "is_exporting", None)
+        if is_exporting is not None and is_exporting():
+            return True
+    return False
+
+
+def is_exporting() -> bool:
+    """True under ONNX export or torch.export (not plain jit tracing, e.g. FLOP counting, nor torch.compile,
+    which handle the eager ops)."""
+    if torch.onnx.is_in_onnx_export():
+        return True
+    exporting = getattr(getattr(torch, "compiler", None), "is_exporting", None)
+    return bool(exporting is not None and exporting())
+
+
+def check_inputs(op: str, x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, group_size: int,
+                 kernel_hw: tuple[int, int]) -> None:
+    """Shared shape validation; every message names the argument and the expected value."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        raise ValueError(f"{op}: x must be a 4-D N×C×H×W tensor, got {getattr(x, 'shape', type(x))}")
+    if not isinstance(kernels, torch.Tensor) or kernels.dim() != 4:
+        raise ValueError(f"{op}: kernels must be a 4-D tensor, got {getattr(kernels, 'shape', type(kernels))}")
+    if not isinstance(group_size, int) or group_size < 1 or x.shape[1] % group_size:
+        raise ValueError(f"{op}: group_size must be a positive divisor of the {x.shape[1]} channels of x, "
+                         f"got {group_size}")
+    expected = (x.shape[0], group_size * kernel_size ** 2, *kernel_hw)
+    if tuple(kernels.shape) != expected:
+        raise ValueError(f"{op}: kernels must have shape {expected} (N, group_size·kernel_size², H, W) for x of "
+                         f"shape {tuple(x.shape)}, got {tuple(kernels.shape)}")
+    if kernels.device != x.device:
+        raise ValueError(f"{op}: kernels are on {kernels.device} but x is on {x.device}")
+
+
+def common_dtype(x: torch.Tensor, kernels: torch.Tensor) -> torch.dtype:
+    """The autocast dtype under autocast (as a convolution would use), else the promoted dtype."""
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type) and x.dtype != torch.float64:
+        return torch.get_autocast_dtype(device_type)
+    return torch.promote_types(x.dtype, kernels.dtype)
+
+
+def shifted_range(shift: int, size: int, span: slice | None = None) -> tuple[slice, slice] | None:
+    """Clip `out[i] += f(inp[i + shift])` to 0 ≤ i + shift < size, for i in `span` (default: all of [0, size)).
+
+    Returns the (target, source) slices, or None when nothing is left.
+    """
+    lo, hi = (0, size) if span is None else (span.start, span.stop)
+    start, stop = max(lo, -shift), min(hi, size - shift)
+    if start >= stop:
+        return None
+    return slice(start, stop), slice(start + shift, stop + shift)
+
+
+def local(sl: slice, origin: int) -> slice:
+    """`sl` relative to a block starting at `origin`."""
+    return slice(sl.start - origin, sl.stop - origin)
+
+
+def unshifted_first(offsets: list[tuple], shift_positions: tuple[int, ...]) -> list[tuple]:
+    """Offsets with zero shifts first (stable): they cover every output, so they initialise the buffers."""
+    return sorted(offsets, key=lambda o: any(o[i] != 0 for i in shift_positions))
+
+
+def blocks(n: int, rows: int, row_bytes: int, max_fraction: float = 1.0, device_type: str = "cpu"
+           ) -> list[tuple[slice, slice]]:
+    """(batch slice, row slice) blocks: whole images when they fit, else row bands.
+
+    On CPU a block holds about BLOCK_BYTES per intra-op thread (each op splits its block between the threads),
+    which also keeps the number of parallel regions, each a thread barrier, small. On GPUs blocks are large
+    (DEVICE_BLOCK_BYTES: few kernel launches). Either way at most `max_fraction` of the whole (bounds per-block
+    temps relative to the output).
+    """
+    image_bytes = max(1, rows * row_bytes)
+    per_block = BLOCK_BYTES * max(1, torch.get_num_threads()) if device_type == "cpu" else DEVICE_BLOCK_BYTES
+    budget = min(per_block, max(row_bytes, int(n * image_bytes * max_fraction)))
+    if image_bytes <= budget:
+        step = budget // image_bytes
+        return [(slice(i, min(n, i + step)), slice(0, rows)) for i in range(0, n, step)]
+    band = max(1, budget // max(1, row_bytes))
+    return [(slice(i, i + 1), slice(r, min(rows, r + band))) for i in range(n) for r in range(0, rows, band)]
+
+
+def restore_format(out: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`out` in channels_last when `like` (an input) was channels_last and not contiguous."""
+    if like.dim() == 4 and not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last):
+        return out.contiguous(memory_format=torch.channels_last)
+    return out
