@@ -24,10 +24,10 @@ UP_KERNEL = 3
 DOWN_KERNEL = 6
 Reassemble = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: Where the operator engineer's functions may live, and the names tried in order.
-_MODULES = ("models.ops.reassembly", "models.ops.a2u")
-_NAMES = {"up": ("a2u_upsample",), "up_unfold": ("a2u_upsample_unfold", "a2u_upsample_reference"),
-          "down": ("a2d_downsample",), "down_unfold": ("a2d_downsample_unfold", "a2d_downsample_reference"),
-          "up_plain": ("a2u_upsample_plain",), "down_plain": ("a2d_downsample_plain",)}
+_MODULES = ("models.ops.kernels",)
+_NAMES = {"up": ("a2u_upsample",), "up_unfold": ("reassemble_up_unfold",),
+          "down": ("a2d_downsample",), "down_unfold": ("a2d_downsample_unfold",),
+          "up_plain": ("reassemble_up_plain",), "down_plain": ("a2d_downsample_plain",)}
 _OPTIONAL = ("up_plain", "down_plain")
 
 

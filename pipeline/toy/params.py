@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from models.ops.pairs import PAIR_NAMES
 from pipeline.core.params import check
 
 #: Datasets the toy stage knows how to find (see pipeline.toy.datasets).
@@ -17,7 +18,7 @@ class ToyParams:
     datasets: which of `TOY_DATASETS` to run, in table order.
     data_dirs: dataset -> folder holding its four IDX files (null: Debian path, checksummed cache, download).
     on_missing_dataset: report (list a dataset that cannot be found as NOT RUN, with the fix) | error.
-    operators: registered operator-pair names, in table order.
+    operators: registered operator-pair names, in table order (default: the nine pairs of `PAIR_NAMES`).
     subset, val_subset, test_subset: images per split (null: the whole split; validation is the last 5,000
         training images).
     epochs, batch_size, seeds: the training budget; each seed is one run.
@@ -27,8 +28,7 @@ class ToyParams:
     datasets: tuple[str, ...] = TOY_DATASETS
     data_dirs: dict[str, str | None] = field(default_factory=dict)
     on_missing_dataset: Literal["report", "error"] = "report"
-    operators: tuple[str, ...] = ("nearest", "bilinear", "deconv", "pixelshuffle", "maxunpool", "carafe",
-                                  "indexnet", "a2u", "a2u-unshared")
+    operators: tuple[str, ...] = PAIR_NAMES
     subset: int | None = None
     val_subset: int | None = None
     test_subset: int | None = None

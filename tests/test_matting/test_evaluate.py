@@ -166,7 +166,7 @@ def test_evaluate_stage_end_to_end(tmp_path):
     assert {p.name for p in out.iterdir()} == {"per_image.csv", "metrics.json", "pred", "run.json"}
     assert doc["n_images"] == 2 and doc["tile"] == 32 and doc["overlap"] == 16
     run = json.loads((out / "run.json").read_text())
-    assert run["stage"] == "evaluate" and run["params"]["variant"] == "toy"
+    assert run["stage"] == "evaluate" and run["params"]["evaluate"]["variant"] == "toy"
     assert not [p for p in (tmp_path / "eval").iterdir() if p.name.startswith(".")]  # no temporary leftovers
 
 

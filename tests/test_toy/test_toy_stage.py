@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,7 +74,8 @@ def run_config(fake_mnist):
         return build_run_config(dataset_files=files, operator="bilinear", seed=3, epochs=2, batch_size=20,
                                 counts={"train": 200, "val": 30, "test": 20}, work_dir=work_dir, dvclive=False,
                                 overrides={**TINY_NET, **QUIET,
-                                           "custom_hooks": [dict(type="InterruptAfterFirstEpoch", priority="LOWEST")]})
+                                           "custom_hooks": [dict(type="ExactResumeHook"),
+                                                            dict(type="InterruptAfterFirstEpoch", priority="LOWEST")]})
     return make
 
 
@@ -83,14 +85,15 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path, run_config):
     InterruptAfterFirstEpoch.armed = True
     with pytest.raises(Interrupted):
         run_toy(run_config(tmp_path / "resumed"))
-    assert (tmp_path / "resumed" / "epoch_1.pth").is_file()
+    (run_dir,) = (tmp_path / "resumed").iterdir()                   # <root>/<fingerprint>
+    assert (run_dir / "epoch_1.pth").is_file()
     InterruptAfterFirstEpoch.armed = False
     resumed = run_toy(run_config(tmp_path / "resumed"))
-    assert resumed["resumed"] and not straight["resumed"]
+    assert resumed["resumed"] and not straight["resumed"] and resumed["run_dir"] == str(run_dir)
     for which in ("best", "last"):
         assert resumed[which] == pytest.approx(straight[which], rel=1e-6, abs=1e-9)
-    np.testing.assert_allclose(np.load(tmp_path / "resumed" / "grid.npy"),
-                               np.load(tmp_path / "straight" / "grid.npy"), atol=1e-6)
-    assert not list((tmp_path / "resumed").glob("*.pth"))          # checkpoints dropped once finished
+    np.testing.assert_allclose(np.load(run_dir / "grid.npy"), np.load(Path(straight["run_dir"]) / "grid.npy"),
+                               atol=1e-6)
+    assert not list(run_dir.glob("*.pth"))                           # checkpoints dropped once finished
     again = run_toy(run_config(tmp_path / "resumed"))                # finished: reused, not retrained
-    assert again == json.loads((tmp_path / "resumed" / "result.json").read_text())
+    assert again == json.loads((run_dir / "result.json").read_text())

@@ -10,9 +10,9 @@ multiples of 16: scale 16). The same description drives
   derived dims s·h, s·w (slow on CPU: seconds to minutes for a whole network, symbolic shape reasoning).
 
 A2U's functional ops switch to their out-of-place `*_plain` formulation while tracing or exporting (see
-models/ops/reassembly.py), so both exporters see only standard ops (pad, slice, mul, add, pixel_(un)shuffle).
+models/ops/kernels/up.py, down.py), so both exporters see only standard ops (pad, slice, mul, add, pixel_(un)shuffle).
 The kernel generator likewise switches by itself to exact shape-generic forms of two steps under ONNX export and
-torch.export (models/ops/traceable.py): k×k adaptive pooling (without it the TorchScript exporter refuses and
+torch.export (models/ops/kernels/depthwise.py): k×k adaptive pooling (without it the TorchScript exporter refuses and
 the dynamo exporter is silently wrong at other sizes) and the per-image depthwise convolution.
 """
 from __future__ import annotations
