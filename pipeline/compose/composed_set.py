@@ -111,13 +111,14 @@ def real_jobs(cfg: ComposeParams, seed: int, layout: layouts.RealLayout) -> tupl
     lists: dict[str, list[str]] = {"train/fg_list.txt": [], "train/bg_list.txt": [], "val/list.txt": [],
                                    "test/list.txt": []}
 
-    def foreground(item: layouts.ForegroundItem) -> FileForeground:
-        return FileForeground(item.fg, item.alpha, layout.label(item.fg), layout.label(item.alpha))
+    def foreground(item: layouts.ForegroundItem, check_trimap: bool = False) -> FileForeground:
+        return FileForeground(item.fg, item.alpha, layout.label(item.fg), layout.label(item.alpha),
+                              item.trimap if check_trimap else None)
 
     seen: set[Path] = set()
     for i in train_ids:
-        item = layout.train[i]
-        jobs.append(ForegroundJob("train", item.name, foreground(item)))
+        item = layout.train[i]   # its trimap (if the source has one) is unused by training but still checked
+        jobs.append(ForegroundJob("train", item.name, foreground(item, check_trimap=True)))
         lists["train/fg_list.txt"].append(item.name)
         for bg in _bgs_of(layout.train_bgs, i, n_bg_train, strict, bg_where):
             if bg not in seen:

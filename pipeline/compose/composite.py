@@ -6,7 +6,8 @@ The reference rule (checked against Adobe's script and mmagic's preprocess_comp1
   2. it is cropped from the top-left corner to the foreground size (PIL crop (0, 0, fw, fh));
   3. I = α·F + (1 − α)·B with α = a / 255 in float64 (Python floats in the reference), TRUNCATED to uint8
      (the reference calls int() per pixel, mmagic astype(np.uint8); identical for non-negative values).
-OpenCV INTER_CUBIC (a = −0.75) differs from PIL BICUBIC (a = −0.5), so PIL is used, as both references do.
+OpenCV INTER_CUBIC (a = −0.75) differs from PIL BICUBIC (a = −0.5), so PIL is used, as both references do
+(images are decoded by PIL too, through pipeline.core.io, the reading path of every stage).
 
 A `CompositeJob` names a foreground source, a background source and a trimap source; `run_composite_job`
 writes image/alpha/trimap (and fg/bg when asked) of one composite and returns its manifest records.
@@ -26,8 +27,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.core.manifest import file_record
-from pipeline.compose.pil_io import pil_rgb, read_gray_pil, read_rgb_pil
-from pipeline.core.io import ImageError, check_same_size, read_trimap, write_image
+from pipeline.core.io import ImageError, check_same_size, pil_rgb, read_alpha, read_rgb, read_trimap, write_image
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -78,16 +78,25 @@ class TrimapSource(Protocol):
 
 @dataclass(frozen=True)
 class FileForeground:
-    """A foreground and its alpha on disk (read with PIL, validated, sizes checked)."""
+    """A foreground and its alpha on disk (read with PIL, validated, sizes checked).
+
+    `trimap_path`, when given, is a trimap that comes with the foreground but is not written (a training item
+    of a `folder` source): it is still read and checked (0/128/255, size), so no trimap of the source goes
+    unchecked.
+    """
     fg_path: Path
     alpha_path: Path
     fg_label: str
     alpha_label: str
+    trimap_path: Path | None = None
 
     def load(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        fg = read_rgb_pil(self.fg_path)
-        alpha = read_gray_pil(self.alpha_path, "alpha")
-        check_same_size({str(self.fg_path): fg, str(self.alpha_path): alpha}, f"foreground {self.fg_path}")
+        fg = read_rgb(self.fg_path)
+        alpha = read_alpha(self.alpha_path)
+        arrays = {str(self.fg_path): fg, str(self.alpha_path): alpha}
+        if self.trimap_path is not None:
+            arrays[str(self.trimap_path)] = read_trimap(self.trimap_path)
+        check_same_size(arrays, f"foreground {self.fg_path}")
         return fg, alpha, [self.fg_label, self.alpha_label]
 
 

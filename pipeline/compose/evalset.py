@@ -2,7 +2,9 @@
 
 No composition happens: e.g. ../shared/data/alphamatting-lowres has image/, alpha/, trimap1/, trimap2/ with
 files GT01.png … GT13.png. Every image must have an alpha and a trimap in each trimap folder, of the same
-size; alphas are single-channel 8-bit (identical RGB channels accepted), trimaps exactly 0/128/255.
+size; alphas are single-channel 8-bit (identical RGB channels accepted), trimaps exactly 0/128/255. The manifest
+(sha256 per file) is what the `evalsets@<name>` DVC stage writes to `results/evalsets/<name>/`: evaluation
+depends on it, so a changed ground truth reruns evaluation, and evaluation checks the files it reads against it.
 """
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.compose.layouts import IMAGE_SUFFIXES, image_files
+from pipeline.core.io import (ImageError, atomic_dir, check_same_size, describe_expected, index_images, read_alpha,
+                              read_rgb, read_trimap, set_names, write_json)
 from pipeline.core.manifest import SUMMARY_NAME, count_by, file_record, write_manifest
-from pipeline.core.io import ImageError, atomic_dir, check_same_size, read_alpha, read_rgb, read_trimap, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -24,19 +26,25 @@ logger = logging.getLogger(__name__)
 class EvalSet:
     """A validated evaluation set: names (file stems, sorted) and where each kind of file lives."""
     root: Path
-    names: list[str]
+    names: list[str]                                # as evaluation lists them (list.txt, else sorted)
     image: dict[str, Path]
     alpha: dict[str, Path]
     trimaps: dict[str, dict[str, Path]]            # trimap folder name -> name -> path
 
 
-def _index(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in image_files(folder)}
+def _lookup(index: dict[str, Path], folder: Path, name: str, what: str, wanted_by: Path | str) -> Path:
+    if name not in index:
+        raise FileNotFoundError(f"{wanted_by}: no {what} {describe_expected(folder, name)}")
+    return index[name]
 
 
 def validate_eval_set(root: str | Path, trimap_dirs: list[str] | None = None, image_dir: str = "image",
                       alpha_dir: str = "alpha") -> EvalSet:
-    """Check every file of an evaluation set (raises ImageError / FileNotFoundError naming the file)."""
+    """Check every file of an evaluation set (raises ImageError / FileNotFoundError naming the file).
+
+    The names and files are found exactly as evaluation finds them (`pipeline.core.io.set_names`,
+    `index_images`): `list.txt` when present, else the image folder; any accepted extension in any case.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: evaluation set folder not found")
@@ -44,17 +52,21 @@ def validate_eval_set(root: str | Path, trimap_dirs: list[str] | None = None, im
         trimap_dirs = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("trimap"))
     if not trimap_dirs:
         raise FileNotFoundError(f"{root}: no trimap folder (expected 'trimap' or 'trimap1', 'trimap2', ...)")
-    images, alphas = _index(root / image_dir), _index(root / alpha_dir)
-    trimaps = {d: _index(root / d) for d in trimap_dirs}
-    for name, path in images.items():
-        if name not in alphas:
-            raise FileNotFoundError(f"{path}: no alpha '{name}' with suffix {IMAGE_SUFFIXES} in {root / alpha_dir}")
+    try:
+        names, source = set_names(root, image_dir)
+    except ValueError as exc:
+        raise ImageError(str(exc)) from exc
+    image_index, alpha_index = index_images(root / image_dir), index_images(root / alpha_dir)
+    trimap_index = {d: index_images(root / d) for d in trimap_dirs}
+    images, alphas, trimaps = {}, {}, {d: {} for d in trimap_dirs}
+    for name in names:
+        images[name] = path = _lookup(image_index, root / image_dir, name, "image", source)
+        alphas[name] = _lookup(alpha_index, root / alpha_dir, name, "alpha", path)
         image, alpha = read_rgb(path), read_alpha(alphas[name])
         arrays = {str(path): image, str(alphas[name]): alpha}
-        for folder, index in trimaps.items():
-            if name not in index:
-                raise FileNotFoundError(f"{path}: no trimap '{name}' in {root / folder}")
-            arrays[str(index[name])] = read_trimap(index[name])
+        for folder in trimap_dirs:
+            trimaps[folder][name] = _lookup(trimap_index[folder], root / folder, name, "trimap", path)
+            arrays[str(trimaps[folder][name])] = read_trimap(trimaps[folder][name])
         check_same_size(arrays, f"evaluation sample '{name}'")
         for folder, index in trimaps.items():
             trimap = arrays[str(index[name])]
@@ -62,10 +74,10 @@ def validate_eval_set(root: str | Path, trimap_dirs: list[str] | None = None, im
             if disagree > 0.01:
                 logger.warning("%s: alpha disagrees with the trimap's known region on %.1f%% of pixels",
                                index[name], 100 * disagree)
-    orphans = sorted(set(alphas) - set(images))
+    orphans = sorted(set(alpha_index) - set(names))
     if orphans:
-        raise ImageError(f"{root / alpha_dir}: alphas without an image: {orphans[:5]}")
-    return EvalSet(root, sorted(images), images, alphas, trimaps)
+        raise ImageError(f"{root / alpha_dir}: alphas without a listed image ({source}): {orphans[:5]}")
+    return EvalSet(root, list(names), images, alphas, trimaps)
 
 
 def write_eval_manifest(root: str | Path, out_dir: str | Path, trimap_dirs: list[str] | None = None) -> dict[str, Any]:
@@ -79,7 +91,7 @@ def write_eval_manifest(root: str | Path, out_dir: str | Path, trimap_dirs: list
             records.append(file_record(evalset.root, index[name], "eval", folder, []))
     with atomic_dir(out_dir) as tmp:
         _, digest = write_manifest(tmp, records)
-        summary = {"source": "eval-only", "root": str(evalset.root.resolve()), "names": evalset.names,
+        summary = {"source": "eval-only", "root": str(root), "names": evalset.names,
                    "trimap_dirs": list(evalset.trimaps), "set_hash": digest, "n_files": len(records),
                    "counts": count_by(records, "split", "kind")}
         write_json(tmp / SUMMARY_NAME, summary)

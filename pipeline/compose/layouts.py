@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from pipeline.core.io import IMAGE_SUFFIXES, describe_expected, find_image, image_files, read_name_list
+
+__all__ = ["IMAGE_SUFFIXES", "ForegroundItem", "RealLayout", "comp1k_layout", "d646_layout", "folder_layout",
+           "image_files", "read_name_list"]
 
 
 @dataclass(frozen=True)
@@ -48,35 +51,22 @@ class RealLayout:
         return str(path)
 
 
-def read_name_list(path: Path) -> list[str]:
-    """Non-empty stripped lines of a name list; FileNotFoundError names the list when it is missing."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: name list not found")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def image_files(folder: Path) -> list[Path]:
-    """Image files of a folder, sorted by name; FileNotFoundError names the folder when absent or empty."""
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: folder not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise FileNotFoundError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
-    return files
+def _spaces_hint(name: str) -> str:
+    return " (the name has leading/trailing spaces; names are used as written)" if name != name.strip() else ""
 
 
 def _find_in(folders: list[Path], name: str, wanted_by: str) -> Path:
     for folder in folders:
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(f"{wanted_by}: '{name}' is not in any of {[str(f) for f in folders]}")
+    raise FileNotFoundError(f"{wanted_by}: '{name}' is not in any of {[str(f) for f in folders]}{_spaces_hint(name)}")
 
 
 def _by_stem(folder: Path, stem: str, wanted_by: str) -> Path:
-    for suffix in IMAGE_SUFFIXES:
-        if (folder / f"{stem}{suffix}").is_file():
-            return folder / f"{stem}{suffix}"
-    raise FileNotFoundError(f"{wanted_by}: no file with stem '{stem}' in {folder}")
+    found = find_image(folder, stem)
+    if found is None:
+        raise FileNotFoundError(f"{wanted_by}: {describe_expected(folder, stem)} not found")
+    return found
 
 
 def _comp1k_split(split_dir: Path, prefix: str) -> list[ForegroundItem]:
@@ -103,7 +93,8 @@ def _resolve_backgrounds(names_file: Path, folder: Path, strip_prefix: str = "")
         if not path.is_file() and strip_prefix and name.startswith(strip_prefix):
             path = folder / name[len(strip_prefix):]
         if not path.is_file():
-            raise FileNotFoundError(f"{names_file}:{line}: background '{name}' not found in {folder}")
+            raise FileNotFoundError(f"{names_file}:{line}: background '{name}' not found in {folder}"
+                                    + _spaces_hint(name))
         paths.append(path)
     return paths
 

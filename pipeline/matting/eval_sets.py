@@ -1,25 +1,31 @@
-"""Evaluation sets on disk: which images they hold and how to read one sample.
+"""Evaluation sets on disk: which images they hold, how to read one sample, whether they changed.
 
 Two layouts are read (the folder names are configurable per set):
-- the composed test split and evaluation-only sets: `<root>/{image,alpha,trimap}/<name>.png`, with an optional
-  `<root>/list.txt` (one name per line, no extension);
+- the composed test split and evaluation-only sets: `<root>/{image,alpha,trimap}/<name>.<ext>`, with an optional
+  `<root>/list.txt` (one name per line, used as written);
 - alphamatting.com: `<root>/{image,alpha,trimap1,trimap2}/<name>.png` (pick the trimap folder per set).
-Without `list.txt` the names are the stems of `image/*.png` (and `.jpg`), sorted.
+Names and files are found by `pipeline.core.io` (`set_names`, `index_images`), the same rules the compose
+stage's evaluation-set validator applies: `list.txt` when present, else the image folder's files; any accepted
+extension (png, jpg, jpeg, bmp, tif, tiff) in any case, for images, alphas and trimaps alike.
+
+An evaluation-only set has a manifest (`results/evalsets/<name>/manifest.jsonl`, sha256 per file, written by the
+`evalsets@<name>` stage, a DVC dependency of evaluation); `check_manifest` verifies the files against it.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from pipeline.core.io import check_same_size, read_alpha, read_rgb, read_trimap
+from pipeline.core.io import (ImageError, check_same_size, describe_expected, index_images, read_alpha, read_rgb,
+                              read_trimap, set_names)
+from pipeline.core.manifest import MANIFEST_NAME, read_manifest, sha256_file
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 TRIMAP_DIRS = ("trimap", "trimap1", "trimap2")
 DEFAULT_SET = "test"
+KINDS = ("image", "alpha", "trimap")
 
 
 class DatasetError(ValueError):
@@ -36,61 +42,95 @@ class EvalSet:
     image_dir: str = "image"
     alpha_dir: str = "alpha"
 
-    def image_path(self, name: str) -> Path:
-        """The image file of `name` (the first existing suffix of IMAGE_SUFFIXES; `.png` when none exists)."""
-        for suffix in IMAGE_SUFFIXES:
-            path = self.root / self.image_dir / f"{name}{suffix}"
-            if path.is_file():
-                return path
-        return self.root / self.image_dir / f"{name}.png"
+    def folder(self, kind: str) -> Path:
+        """The folder of `kind` ('image', 'alpha' or 'trimap')."""
+        return self.root / {"image": self.image_dir, "alpha": self.alpha_dir, "trimap": self.trimap_dir}[kind]
 
-    def alpha_path(self, name: str) -> Path:
-        return self.root / self.alpha_dir / f"{name}.png"
+    def index(self) -> dict[str, dict[str, Path]]:
+        """{kind: {name: file}} of the three folders (one listing each; ImageError when a name has two files)."""
+        return {kind: index_images(self.folder(kind)) for kind in KINDS}
 
-    def trimap_path(self, name: str) -> Path:
-        return self.root / self.trimap_dir / f"{name}.png"
+    def path(self, kind: str, name: str, index: Mapping[str, Mapping[str, Path]] | None = None) -> Path | None:
+        """The file of `name` in the folder of `kind` (any accepted extension, any case), or None."""
+        return (index or self.index())[kind].get(name)
+
+    def image_path(self, name: str) -> Path | None:
+        return self.path("image", name)
+
+    def alpha_path(self, name: str) -> Path | None:
+        return self.path("alpha", name)
+
+    def trimap_path(self, name: str) -> Path | None:
+        return self.path("trimap", name)
 
 
 def list_names(eval_set: EvalSet) -> list[str]:
-    """The set's image names: `list.txt` when present, else the sorted stems of the image folder.
+    """The set's image names: `list.txt` when present (as written), else the sorted names of the image folder.
 
     Raises DatasetError for a missing root, an empty list or duplicate names.
     """
     if not eval_set.root.is_dir():
         raise DatasetError(f"set '{eval_set.name}': folder {eval_set.root} not found")
-    list_file = eval_set.root / "list.txt"
-    if list_file.is_file():
-        names = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
-        source = str(list_file)
-    else:
-        image_dir = eval_set.root / eval_set.image_dir
-        names = sorted(p.stem for p in image_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        source = f"{image_dir}/*.png"
-    if not names:
-        raise DatasetError(f"set '{eval_set.name}': no images listed in {source}")
-    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
-    if duplicates:
-        raise DatasetError(f"set '{eval_set.name}': duplicate names in {source}: {duplicates[:5]}")
+    try:
+        names, _ = set_names(eval_set.root, eval_set.image_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise DatasetError(f"set '{eval_set.name}': {exc}") from exc
     return names
 
 
-def find_missing(eval_set: EvalSet, names: list[str]) -> list[Path]:
-    """Every image, alpha or trimap file of `names` that does not exist."""
-    missing = []
-    for name in names:
-        for path in (eval_set.image_path(name), eval_set.alpha_path(name), eval_set.trimap_path(name)):
-            if not path.is_file():
-                missing.append(path)
-    return missing
+def find_missing(eval_set: EvalSet, names: list[str], index: Mapping[str, Mapping[str, Path]] | None = None
+                 ) -> list[str]:
+    """Every image, alpha or trimap of `names` that does not exist, as `<folder>/<name>.{png,jpg,...}`."""
+    index = index or eval_set.index()
+    return [describe_expected(eval_set.folder(kind), name) for name in names for kind in KINDS
+            if name not in index[kind]]
 
 
-def load_sample(eval_set: EvalSet, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_sample(eval_set: EvalSet, name: str, index: Mapping[str, Mapping[str, Path]] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read (image H×W×3 RGB, alpha H×W, trimap H×W) uint8, validated; mismatched sizes raise ImageError."""
-    image = read_rgb(eval_set.image_path(name))
-    alpha = read_alpha(eval_set.alpha_path(name))
-    trimap = read_trimap(eval_set.trimap_path(name))
+    index = index or eval_set.index()
+    paths = {}
+    for kind in KINDS:
+        paths[kind] = index[kind].get(name)
+        if paths[kind] is None:
+            raise ImageError(f"set '{eval_set.name}': {describe_expected(eval_set.folder(kind), name)} not found")
+    image = read_rgb(paths["image"])
+    alpha = read_alpha(paths["alpha"])
+    trimap = read_trimap(paths["trimap"])
     check_same_size({"image": image, "alpha": alpha, "trimap": trimap}, f"set '{eval_set.name}', image '{name}'")
     return image, alpha, trimap
+
+
+def check_manifest(eval_set: EvalSet, manifest_dir: str | Path) -> int:
+    """Verify that every file `eval_set` evaluates has the sha256 its manifest records; return the file count.
+
+    `manifest_dir` is the `evalsets@<name>` stage output (`manifest.jsonl`, paths relative to the set's root).
+    DatasetError names the manifest when it is missing, and the file when one is missing from the manifest or
+    changed since (then the DVC dependency is stale: `dvc repro` rewrites the manifest and reruns evaluation).
+    """
+    manifest = Path(manifest_dir) / MANIFEST_NAME
+    if not manifest.is_file():
+        raise DatasetError(f"set '{eval_set.name}': manifest {manifest} not found (run `dvc repro "
+                           f"evalsets@{eval_set.name}`, or `python stages/compose.py --eval-only {eval_set.root} "
+                           f"--out {Path(manifest_dir)}`)")
+    recorded = {r["path"]: r["sha256"] for r in read_manifest(manifest)}
+    index = eval_set.index()
+    checked = 0
+    for name in list_names(eval_set):
+        for kind in KINDS:
+            path = index[kind].get(name)
+            if path is None:
+                continue  # reported by evaluation as a missing file
+            rel = path.relative_to(eval_set.root).as_posix()
+            if rel not in recorded:
+                raise DatasetError(f"set '{eval_set.name}': {path} is not in {manifest} (the set changed after its "
+                                   "manifest was written: rerun `dvc repro`)")
+            if sha256_file(path) != recorded[rel]:
+                raise DatasetError(f"set '{eval_set.name}': {path} changed after {manifest} was written (sha256 "
+                                   "differs): rerun `dvc repro` so that evaluation depends on the new content")
+            checked += 1
+    return checked
 
 
 def _trimap_dir_for(root: Path, requested: str | None, key: str) -> str:
@@ -104,18 +144,19 @@ def _trimap_dir_for(root: Path, requested: str | None, key: str) -> str:
 def resolve_sets(default_root: str | Path, sets_cfg: Mapping[str, Any] | None) -> list[EvalSet]:
     """The default test split (named 'test') followed by every `evaluate.sets` entry.
 
-    Each entry is `name: {path: ..., trimap_dir: trimap|trimap1|trimap2}` or the shorthand `name: path`; a
-    missing `trimap_dir` means `trimap/` when that folder exists, else `trimap1/`.
+    Each entry is `name: {path: ..., trimap_dir: trimap|trimap1|trimap2}`; a missing `trimap_dir` means
+    `trimap/` when that folder exists, else `trimap1/`. (The shorthand `name: path` is refused: the DVC stage
+    `evalsets@<name>` reads `path` from the mapping, and DVC cannot parse the shorthand.)
     """
     sets = [EvalSet(DEFAULT_SET, Path(default_root))]
     for name, entry in (sets_cfg or {}).items():
         key = f"evaluate.sets.{name}"
         if name == DEFAULT_SET:
             raise DatasetError(f"params.yaml: {key}: the name '{DEFAULT_SET}' is reserved for the composed split")
-        if isinstance(entry, (str, Path)):
-            entry = {"path": entry}
         if not isinstance(entry, Mapping) or "path" not in entry:
-            raise DatasetError(f"params.yaml: {key} must be a path or a mapping with 'path', got {entry!r}")
+            raise DatasetError(f"params.yaml: {key} must be a mapping with 'path' (and optionally 'trimap_dir'), "
+                               f"e.g. {{path: {entry if isinstance(entry, (str, Path)) else '/data/set'}}}; "
+                               f"got {entry!r}")
         unknown = set(entry) - {"path", "trimap_dir"}
         if unknown:
             raise DatasetError(f"params.yaml: {key} has unknown keys {sorted(unknown)} (allowed: path, trimap_dir)")

@@ -92,16 +92,17 @@ def evaluate_set(model_fn: ModelFn, eval_set: EvalSet, pred_dir: Path | None, *,
     Raises EvaluationError naming the set and image on the first failure unless `continue_on_error`.
     """
     names = list_names(eval_set)
+    index = eval_set.index()  # one listing per folder, the validator's rules (any accepted extension and case)
     if not continue_on_error:
-        missing = find_missing(eval_set, names)
+        missing = find_missing(eval_set, names, index)
         if missing:
-            listing = ", ".join(str(p) for p in missing[:10]) + (" …" if len(missing) > 10 else "")
+            listing = ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
             raise EvaluationError(f"set '{eval_set.name}': {len(missing)} of the files of {len(names)} listed "
                                   f"images are missing: {listing}")
     result = SetResult(eval_set.name, len(names))
     for name in tqdm(names, desc=f"evaluate {eval_set.name}", unit="img", disable=not progress):
         try:
-            result.images.append(_evaluate_image(model_fn, eval_set, name, pred_dir, result, stride=stride,
+            result.images.append(_evaluate_image(model_fn, eval_set, name, pred_dir, result, index, stride=stride,
                                                  tile=tile, overlap=overlap, device=device))
         except IMAGE_ERRORS as err:
             message = f"{type(err).__name__}: {err}"
@@ -115,8 +116,8 @@ def evaluate_set(model_fn: ModelFn, eval_set: EvalSet, pred_dir: Path | None, *,
 
 
 def _evaluate_image(model_fn: ModelFn, eval_set: EvalSet, name: str, pred_dir: Path | None, result: SetResult,
-                    **predict_kwargs: Any) -> ImageResult:
-    image, alpha, trimap = load_sample(eval_set, name)
+                    index: dict[str, dict[str, Path]], **predict_kwargs: Any) -> ImageResult:
+    image, alpha, trimap = load_sample(eval_set, name, index)
     with PeakMemory(predict_kwargs["device"]) as memory:
         start = time.perf_counter()
         pred = predict_alpha(model_fn, image, trimap, **predict_kwargs)

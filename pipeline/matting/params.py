@@ -48,7 +48,7 @@ class EvaluateParams:
     """Settings of `evaluate@<variant>` (full-resolution inference and the MATLAB-exact metrics).
 
     checkpoint: which exported checkpoint to evaluate: best (lowest validation SAD) | last.
-    sets: extra evaluation-only sets: name -> folder, or name -> {path, trimap_dir}.
+    sets: extra evaluation-only sets: name -> {path, trimap_dir} (each gets a DVC stage evalsets@<name>).
     tile, tile_overlap: null = whole image; an int bounds memory with overlapping tiles of that size.
     tile_check: also evaluate the test split with this tile size and report the effect (null = skip).
     continue_on_error: record an image that fails and go on (the stage still fails at the end), or stop.
@@ -79,6 +79,6 @@ class EvaluateParams:
                 except ValueError as err:
                     raise ParamsError(f"params.yaml: {key}: {err}") from err
         for name, entry in self.sets.items():
-            check(isinstance(entry, str) or (isinstance(entry, dict) and "path" in entry
-                                             and set(entry) <= {"path", "trimap_dir"}),
-                  f"evaluate.sets.{name}", "must be a folder or {path, trimap_dir}", entry)
+            check(isinstance(entry, dict) and "path" in entry and set(entry) <= {"path", "trimap_dir"},
+                  f"evaluate.sets.{name}", "must be a mapping {path: folder[, trimap_dir]} (DVC's evalsets stage "
+                  "reads its path)", entry)

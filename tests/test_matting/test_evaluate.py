@@ -56,15 +56,17 @@ def test_list_names_from_list_or_folder(tmp_path):
 
 def test_resolve_sets_layouts_and_errors(tmp_path):
     _write_set(tmp_path / "am", ["GT01"], trimap_dir="trimap1")
-    sets = resolve_sets(tmp_path / "test", {"am": str(tmp_path / "am"),
+    sets = resolve_sets(tmp_path / "test", {"am": {"path": str(tmp_path / "am")},
                                             "am2": {"path": str(tmp_path / "am"), "trimap_dir": "trimap2"}})
     assert [(s.name, s.trimap_dir) for s in sets] == [("test", "trimap"), ("am", "trimap1"), ("am2", "trimap2")]
     with pytest.raises(DatasetError, match="evaluate.sets.bad.trimap_dir"):
         resolve_sets(tmp_path, {"bad": {"path": str(tmp_path / "am"), "trimap_dir": "tri"}})
     with pytest.raises(DatasetError, match="evaluate.sets.gone.path"):
-        resolve_sets(tmp_path, {"gone": str(tmp_path / "nope")})
+        resolve_sets(tmp_path, {"gone": {"path": str(tmp_path / "nope")}})
     with pytest.raises(DatasetError, match="reserved"):
-        resolve_sets(tmp_path, {"test": str(tmp_path / "am")})
+        resolve_sets(tmp_path, {"test": {"path": str(tmp_path / "am")}})
+    with pytest.raises(DatasetError, match="evaluate.sets.short must be a mapping with 'path'"):
+        resolve_sets(tmp_path, {"short": str(tmp_path / "am")})  # DVC's evalsets@<name> stage needs the mapping
 
 
 def test_evaluate_set_scores_match_hand_computation(tmp_path):
@@ -100,7 +102,7 @@ def test_missing_image_fails_loudly_before_inference(tmp_path):
     _write_set(tmp_path / "set", ["a", "b", "c"])
     (tmp_path / "set" / "image" / "b.png").unlink()
     calls = []
-    with pytest.raises(EvaluationError, match=r"1 of the files of 3 listed images are missing: .*image/b\.png"):
+    with pytest.raises(EvaluationError, match=r"1 of the files of 3 listed images are missing: .*image/b\.\{png,jpg"):
         evaluate_set(lambda x: calls.append(1) or quarter_model(x), EvalSet("set", tmp_path / "set"), None,
                      progress=False)
     assert not calls
@@ -131,7 +133,7 @@ def test_count_check_raises_when_numbers_do_not_add_up():
 def test_run_evaluation_writes_csv_metrics_and_predictions(tmp_path):
     data = _write_set(tmp_path / "test", ["a", "b", "c"])
     extra = _write_set(tmp_path / "am", ["GT01"], trimap_dir="trimap1", with_list=False)
-    sets = resolve_sets(tmp_path / "test", {"am": str(tmp_path / "am")})
+    sets = resolve_sets(tmp_path / "test", {"am": {"path": str(tmp_path / "am")}})
     doc = run_evaluation(quarter_model, sets, tmp_path / "out", progress=False, variant="stand-in")
     rows = list(csv.DictReader((tmp_path / "out" / "per_image.csv").open()))
     assert list(rows[0]) == ["set", "name", "sad", "mse", "grad", "conn", "peak_mem_mb", "seconds"]
