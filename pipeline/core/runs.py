@@ -1,21 +1,32 @@
 """One engine for every training stage's runs (toy and matting): identity, reuse, resume, checkpoints, schedule.
 
-A run lives in `<work_root>/<fingerprint>/`, an MMEngine work dir. The fingerprint hashes the merged config
-(minus its own location), the content of the code that shapes the result and the content hashes of the
-run's inputs (data), so:
-- a finished run of the same fingerprint (`result.json` present) is reused, not retrained;
-- an interrupted one resumes from its newest complete checkpoint (`iter_<n>.pth` / `epoch_<n>.pth`);
-- a changed recipe, code or data gets a fresh folder (nothing stale is resumed), and `prune_other_runs`
-  removes the older folders once the new run is exported.
+A run lives in `<work_root>/<fingerprint>/` (a later generation: `<fingerprint>.<n>/`), an MMEngine work dir.
+The fingerprint hashes the merged config (minus its own location), the content of the code that shapes the
+result and the content hashes of every input (the composed set's `set_hash`, the toy IDX files' sha256), so a
+changed recipe, code or data gets a fresh folder: nothing stale is ever resumed or reused, and
+`prune_other_runs` removes the older folders once the new run is exported.
+
+Within one fingerprint (`open_run`):
+- an interrupted run (no `result.json`) resumes from its newest complete checkpoint (`iter_<n>.pth` /
+  `epoch_<n>.pth`);
+- a finished run (`result.json`, written only after its outputs were exported) is reused only when the caller
+  allows it (`reuse_finished`). The rule the stages apply: DVC reruns a stage whose inputs are unchanged only
+  when forced (`dvc repro -f`) or when its outputs were lost, so the matting stage never reuses a finished run
+  (it retrains, in a new generation folder), and the toy stage reuses finished runs only while another run of
+  the same invocation is new (adding an operator does not retrain the others; a forced rerun retrains all).
+A new generation rather than deleting the finished folder keeps the decision race-free for DDP ranks: a rank
+that looks later sees the new, checkpoint-less folder and also starts fresh.
 
 `AtomicCheckpointRunner` writes each checkpoint to a hidden temporary and renames it, so a checkpoint file
-is complete or absent. `scale_schedule` shortens the config's own schedule (its milestones scale with the
-budget: 120k/156k of 180k iterations become 600/780 of 900), so the config file stays the recipe.
+is complete or absent; `open_run` removes the temporaries a killed save left. `scale_schedule` shortens the
+config's own schedule (its milestones scale with the budget: 120k/156k of 180k iterations become 600/780 of
+900), so the config file stays the recipe.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,6 +41,7 @@ from mmengine.runner import Runner
 
 from pipeline.core.io import write_json
 
+logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULT_NAME = "result.json"
 #: MMEngine's checkpoint names: `iter_<n>.pth` / `epoch_<n>.pth` and the hook's `best_<metric>_<unit>_<n>.pth`.
@@ -65,17 +77,53 @@ class RunDir:
     resume_from: Path | None
 
     def write_result(self, result: dict[str, Any]) -> Path:
-        """Mark the run finished (atomically): later calls with the same fingerprint reuse `result`."""
+        """Mark the run finished (atomically): later calls with the same fingerprint may reuse `result`."""
         return write_json(self.path / RESULT_NAME, result)
 
 
-def open_run(work_root: str | Path, fingerprint: str) -> RunDir:
-    """The run folder `<work_root>/<fingerprint>` (created if new), with its result or resume checkpoint."""
-    path = Path(work_root).resolve() / fingerprint
+def _generations(root: Path, fingerprint: str) -> list[tuple[int, Path]]:
+    """The folders of one fingerprint, oldest first: `<fp>` is generation 1, `<fp>.<n>` generation n."""
+    found = []
+    if root.is_dir():
+        for path in root.iterdir():
+            if path.name == fingerprint:
+                found.append((1, path))
+            elif path.name.startswith(f"{fingerprint}.") and path.name[len(fingerprint) + 1:].isdigit():
+                found.append((int(path.name[len(fingerprint) + 1:]), path))
+    return sorted(p for p in found if p[1].is_dir())
+
+
+def run_state(work_root: str | Path, fingerprint: str) -> str:
+    """'new' (no folder), 'finished' (its newest folder has `result.json`) or 'interrupted'."""
+    generations = _generations(Path(work_root).resolve(), fingerprint)
+    if not generations:
+        return "new"
+    return "finished" if (generations[-1][1] / RESULT_NAME).is_file() else "interrupted"
+
+
+def open_run(work_root: str | Path, fingerprint: str, reuse_finished: bool = True) -> RunDir:
+    """The run folder of `fingerprint` under `work_root` (created if new), with its result or resume checkpoint.
+
+    The newest generation is opened: finished -> its result (or, with `reuse_finished=False`, a new empty
+    generation `<fp>.<n+1>`: the run is retrained); interrupted -> its newest complete checkpoint, after the
+    temporaries (`.*.tmp`) of a killed checkpoint save are removed.
+    """
+    root = Path(work_root).resolve()
+    generations = _generations(root, fingerprint)
+    number, path = generations[-1] if generations else (1, root / fingerprint)
+    result_file = path / RESULT_NAME
+    if result_file.is_file() and not reuse_finished:
+        logger.info("%s finished in an earlier invocation and the stage runs again with the same inputs (forced, "
+                    "or its outputs were lost): training afresh", path)
+        path = root / f"{fingerprint}.{number + 1}"
     path.mkdir(parents=True, exist_ok=True)
     result_file = path / RESULT_NAME
-    result = json.loads(result_file.read_text()) if result_file.is_file() else None
-    return RunDir(path, result, None if result is not None else find_resume_checkpoint(path))
+    if result_file.is_file():
+        return RunDir(path, json.loads(result_file.read_text()), None)
+    for stale in path.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+        logger.info("removed %s, left by an interrupted checkpoint save", stale)
+    return RunDir(path, None, find_resume_checkpoint(path))
 
 
 def prune_other_runs(work_root: str | Path, keep: str | Path) -> list[Path]:

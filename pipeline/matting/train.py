@@ -8,7 +8,9 @@
 The run folder is `<work_root>/<fingerprint>` (`pipeline.core.runs`): the fingerprint hashes the merged
 config, the code that shapes the result and the composed data's `set_hash`, so a changed recipe, code or
 data never resumes a stale checkpoint, and an interrupted run of the same recipe resumes where it stopped.
-A successful export removes the other (older) run folders under `<work_root>`. The config's own lr
+A run whose export finished (`result.json`) is never reused: running the stage again (`dvc repro -f`, lost
+outputs) retrains. The export records each checkpoint's sha256 in `summary.json`; a successful export removes
+the other (older) run folders under `<work_root>`. The config's own lr
 milestones are scaled to `iters` (`scale_schedule`), never replaced.
 """
 from __future__ import annotations
@@ -37,10 +39,10 @@ from pipeline.core.compat import allow_mmengine_checkpoint_globals
 from pipeline.core.distributed import init_cpu_process_group
 from pipeline.core.hooks import LastValMetricsHook
 from pipeline.core.io import atomic_dir, write_json
-from pipeline.core.runs import (AtomicCheckpointRunner, checkpoint_step, find_best_checkpoint,
-                                find_resume_checkpoint, prune_other_runs, run_fingerprint, scale_schedule,
+from pipeline.core.runs import (AtomicCheckpointRunner, RunDir, checkpoint_step, find_best_checkpoint,
+                                find_resume_checkpoint, open_run, prune_other_runs, run_fingerprint, scale_schedule,
                                 strip_prefixes)
-from pipeline.matting.checkpoint import export_weights
+from pipeline.matting.checkpoint import checkpoint_record, export_weights
 from pipeline.matting.params import TrainParams
 
 logger = logging.getLogger(__name__)
@@ -145,11 +147,15 @@ def run_training(cfg: Config, extra_hooks: Sequence[Hook] = ()) -> TrainResult:
     resume decision do not depend on them); tests use this to observe training.
     """
     allow_mmengine_checkpoint_globals()
-    work_dir = Path(cfg.work_dir)
-    resume_from = find_resume_checkpoint(work_dir)
+    # a finished run of this fingerprint is never reused: the stage runs again only when forced or when its
+    # outputs were lost, so it retrains (in a new generation folder); an interrupted one resumes
+    run = open_run(Path(cfg.work_dir).parent, Path(cfg.work_dir).name, reuse_finished=False)
+    work_dir, resume_from = run.path, run.resume_from
+    cfg.work_dir = str(work_dir)
     cfg.resume, cfg.load_from = resume_from is not None, str(resume_from) if resume_from else None
     for backend in cfg.visualizer.vis_backends:
         if backend["type"] == "SafeDVCLiveVisBackend":
+            backend["save_dir"] = str(work_dir / "dvclive")
             backend["resume_step"] = checkpoint_step(resume_from) if resume_from else None
     init_cpu_process_group(cfg.launcher)
     runner = AtomicCheckpointRunner.from_cfg(cfg)
@@ -186,11 +192,13 @@ def export_training(result: TrainResult, out_dir: str | Path, summary: dict[str,
         if (result.work_dir / "dvclive").is_dir():
             shutil.copytree(result.work_dir / "dvclive", tmp / "dvclive")
         best_iter = checkpoint_step(best or last)
+        checkpoints = {name: checkpoint_record(tmp / name) for name in ("best.pth", "last.pth")}  # verified on load
         write_json(tmp / "summary.json", {**summary, "final_val": result.final_val, "best_iter": best_iter,
                                           "resumed_from": str(result.resumed_from) if result.resumed_from else None,
-                                          "work_dir": str(result.work_dir)})
+                                          "work_dir": str(result.work_dir), "checkpoints": checkpoints})
         if timer is not None:
             timer.write(tmp, outputs=sorted(p.name for p in tmp.iterdir()))
+    RunDir(result.work_dir, None, None).write_result({"exported_to": str(out_dir), "checkpoints": checkpoints})
     for stale in prune_other_runs(result.work_dir.parent, keep=result.work_dir):
         logger.info("removed the checkpoints of an older configuration: %s", stale)
     return Path(out_dir)

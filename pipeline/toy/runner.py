@@ -3,17 +3,20 @@
 `build_run_config` merges the per-run knobs (IDX files, operator, seed, budget) into the layered config
 `configs/toy/recover-net_1xb100-100e_toy.py` (its schedule scaled to the budget by `scale_schedule`);
 `run_toy` trains in a run folder of `pipeline.core.runs` (a finished run is reused, an interrupted one
-resumed, a stale one never touched), evaluates the last and the best-by-validation-PSNR checkpoints on the
+resumed, a stale one never touched; `reuse_finished_runs` retrains all when every run is finished, i.e. when
+the stage was forced), evaluates the last and the best-by-validation-PSNR checkpoints on the
 test split, stores the reconstructions of a fixed set of test images for the grid figure, and records the
 result. `aggregate_seeds` gives mean ± std (sample std; 0 for one seed).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import logging
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -25,7 +28,7 @@ from models.registry import OPERATOR_PAIRS
 from pipeline.core.compat import allow_mmengine_checkpoint_globals
 from pipeline.core.params import ParamsError
 from pipeline.core.runs import (AtomicCheckpointRunner, checkpoint_step, find_best_checkpoint, open_run,
-                                prune_other_runs, run_fingerprint, scale_schedule, strip_prefixes)
+                                prune_other_runs, run_fingerprint, run_state, scale_schedule, strip_prefixes)
 from pipeline.toy.datasets import DEFAULT_CACHE, DatasetNotFoundError, ToyReconstructionDataset, resolve_idx_dir
 from pipeline.toy.metrics import METRIC_NAMES
 from pipeline.toy.params import ToyParams
@@ -47,12 +50,27 @@ def grid_indices(n_test: int, count: int = GRID_IMAGES) -> list[int]:
 
 
 def file_sha256(path: str | Path) -> str:
-    """Content hash of one input file (the IDX files of a run are part of its identity)."""
+    """Content hash of one input file (the IDX files of a run are part of its identity).
+
+    Cached per (path, size, mtime) within the process: the runs of one invocation share their four files.
+    """
+    stat = os.stat(path)
+    return _file_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def run_identity(cfg: Config) -> tuple[Path, str]:
+    """(root, fingerprint) of the run `cfg` describes: config, toy code and the IDX files' content hashes."""
+    inputs = {key: file_sha256(path) for key, path in sorted(cfg.train_dataloader.dataset.files.items())}
+    return Path(cfg.work_dir), run_fingerprint(cfg, CODE, inputs)
 
 
 def build_run_config(*, dataset_files: dict[str, Path], operator: str, seed: int, epochs: int, batch_size: int,
@@ -93,16 +111,15 @@ def _reconstruct_grid(runner: AtomicCheckpointRunner, indices: list[int]) -> np.
     return model.reconstruct(images.to(next(model.parameters()).device)).clamp(0, 1)[:, 0].cpu().numpy()
 
 
-def run_toy(cfg: Config, keep_checkpoints: bool = False) -> dict[str, Any]:
+def run_toy(cfg: Config, keep_checkpoints: bool = False, reuse_finished: bool = True) -> dict[str, Any]:
     """Train (or resume, or reuse) one run and evaluate its last and best checkpoints on the test split.
 
     `cfg.work_dir` is the run's root; the run itself lives in `<root>/<fingerprint>` (config, toy code and
-    the IDX files' content hashes), and older folders under the root are removed once it has finished.
+    the IDX files' content hashes), and older folders under the root are removed once it has finished. A
+    finished run is reused when `reuse_finished`, else trained again (`run_track` decides, see there).
     """
-    root = Path(cfg.work_dir)
-    inputs = {key: file_sha256(path) for key, path in sorted(cfg.train_dataloader.dataset.files.items())}
-    fingerprint = run_fingerprint(cfg, CODE, inputs)
-    run = open_run(root, fingerprint)
+    root, fingerprint = run_identity(cfg)
+    run = open_run(root, fingerprint, reuse_finished=reuse_finished)
     if run.result is not None:
         logger.info("%s: reusing the finished run", run.path)
         return run.result
@@ -136,6 +153,24 @@ def run_toy(cfg: Config, keep_checkpoints: bool = False) -> dict[str, Any]:
     run.write_result(result)
     prune_other_runs(root, keep=run.path)
     return result
+
+
+def reuse_finished_runs(configs: Iterable[Config]) -> bool:
+    """Whether this invocation reuses the finished runs among `configs` (the toy stage's reuse rule).
+
+    Yes while at least one run is new or interrupted: the stage runs because something changed (an operator or
+    seed added, a run killed), and the finished runs of unchanged fingerprints stay valid. No when every run is
+    already finished: DVC runs an unchanged stage only when forced (`dvc repro -f`) or when its outputs were
+    lost, so the invocation retrains them all rather than silently returning the old results.
+    """
+    states = [run_state(*run_identity(cfg)) for cfg in configs]
+    if states and all(state == "finished" for state in states):
+        logger.info("toy: all %d runs already finished with these inputs; the stage was forced or its outputs "
+                    "lost, so every run is trained again", len(states))
+        return False
+    logger.info("toy: %d of %d runs finished earlier with the same fingerprint are reused",
+                states.count("finished"), len(states))
+    return True
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
@@ -180,17 +215,19 @@ def run_track(toy: ToyParams, runs_dir: str | Path, *, cache_dir: str | Path = D
     results: dict[str, Any] = {}
     grids: dict[str, dict[str, np.ndarray]] = {}
     milestones: list[int] = []
+    configs = {(name, operator, seed): build_run_config(
+        dataset_files=files[name], operator=operator, seed=seed, epochs=toy.epochs, batch_size=toy.batch_size,
+        counts=counts, work_dir=Path(runs_dir) / name / operator / f"seed{seed}", dvclive=dvclive,
+        overrides=overrides) for name in datasets for operator in toy.operators for seed in toy.seeds}
+    reuse = reuse_finished_runs(configs.values())
     for name in datasets:
         results[name], grids[name] = {}, {}
         for operator in toy.operators:
             runs = []
             for seed in toy.seeds:
-                cfg = build_run_config(dataset_files=files[name], operator=operator, seed=seed, epochs=toy.epochs,
-                                       batch_size=toy.batch_size, counts=counts,
-                                       work_dir=Path(runs_dir) / name / operator / f"seed{seed}", dvclive=dvclive,
-                                       overrides=overrides)
+                cfg = configs[(name, operator, seed)]
                 milestones = cfg.param_scheduler[0]["milestones"]
-                runs.append(run_toy(cfg, keep_checkpoints=keep_checkpoints))
+                runs.append(run_toy(cfg, keep_checkpoints=keep_checkpoints, reuse_finished=reuse))
                 logger.info("toy %s/%s/seed %d: best test PSNR %.2f dB", name, operator, seed,
                             runs[-1]["best"]["psnr"])
             results[name][operator] = aggregate_seeds(runs)
