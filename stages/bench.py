@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.bench.run import run_benchmark  # noqa: E402
-from pipeline.core.io import atomic_dir  # noqa: E402
+from pipeline.core.io import atomic_dir, remove_stale_temps  # noqa: E402
 from pipeline.bench.params import BenchParams  # noqa: E402
 from pipeline.core.params import load_stage  # noqa: E402
 from pipeline.core.runinfo import StageTimer  # noqa: E402
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     base, cfg = load_stage(args.params, "bench", BenchParams)
+    remove_stale_temps(args.out)  # what an interrupted earlier run left
     timer = StageTimer("bench", cfg, base)
     with atomic_dir(args.out) as tmp:
         results = run_benchmark(cfg, base, tmp)

@@ -16,6 +16,7 @@ from pipeline.compose.composed_set import build_composed_set  # noqa: E402
 from pipeline.compose.contact_sheet import make_contact_sheet  # noqa: E402
 from pipeline.compose.evalset import write_eval_manifest  # noqa: E402
 from pipeline.compose.params import ComposeParams  # noqa: E402
+from pipeline.core.io import remove_stale_temps  # noqa: E402
 from pipeline.core.params import load_stage  # noqa: E402
 from pipeline.core.runinfo import StageTimer  # noqa: E402
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.out:
             parser.error("--eval-only needs --out DIR")
         timer = StageTimer("compose-eval-only", {"eval_only": args.eval_only})
+        remove_stale_temps(args.out)
         summary = write_eval_manifest(args.eval_only, args.out)
         logger.info("%d samples, %d files, trimaps %s -> %s (%.1f s)", len(summary["names"]), summary["n_files"],
                     summary["trimap_dirs"], args.out, timer.elapsed())
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     base, cfg = load_stage(args.params, "compose", ComposeParams)
     timer = StageTimer("compose", cfg, base)
     out_dir = Path(args.data)
+    remove_stale_temps(out_dir, args.results)  # what an interrupted earlier run left
     summary = build_composed_set(cfg, base.seed, out_dir, workers=args.workers)
     sheet = make_contact_sheet(out_dir, Path(args.results) / "contact_sheet.png", "test")
     run_json = timer.write(args.results, counts=summary["counts"], set_hash=summary["set_hash"],

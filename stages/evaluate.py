@@ -23,11 +23,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.matting.inputs import NETWORK_STRIDE  # noqa: E402
-from pipeline.core.io import atomic_dir, write_json  # noqa: E402
+from pipeline.core.io import atomic_dir, remove_stale_temps, write_json  # noqa: E402
 from pipeline.core.params import as_dict, load_stage  # noqa: E402
 from pipeline.core.runinfo import StageTimer  # noqa: E402
 from pipeline.matting.checkpoint import load_matting_model  # noqa: E402
-from pipeline.matting.eval_sets import resolve_sets  # noqa: E402
+from pipeline.matting.eval_sets import check_manifest, resolve_sets  # noqa: E402
 from pipeline.matting.evaluate import run_evaluation, tiled_effect  # noqa: E402
 from pipeline.matting.params import EvaluateParams  # noqa: E402
 from pipeline.matting.tiling import default_overlap  # noqa: E402
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None,
     parser.add_argument("--model", default=None, help="train stage output (default: results/train/<variant>)")
     parser.add_argument("--data", default="data/composed", help="composed set; its test/ split is evaluated")
     parser.add_argument("--out", default=None, help="output folder (default: results/eval/<variant>)")
+    parser.add_argument("--evalsets", default=None, help="manifests of the evaluate.sets (results/evalsets): each "
+                        "set's files are checked against results/evalsets/<name>/manifest.jsonl")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -57,6 +59,10 @@ def main(argv: list[str] | None = None,
     train_dir = Path(args.model or f"results/train/{args.variant}")
     out_dir = Path(args.out or f"results/eval/{args.variant}")
     timer = StageTimer("evaluate", {"variant": args.variant, **as_dict(cfg)}, base)
+    remove_stale_temps(out_dir)  # what an interrupted earlier run left
+    if args.evalsets is not None:
+        for eval_set in sets[1:]:
+            check_manifest(eval_set, Path(args.evalsets) / eval_set.name)
 
     model = load_model(train_dir, cfg.checkpoint, device)
     with atomic_dir(out_dir) as tmp:

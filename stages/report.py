@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.core.io import atomic_dir, write_text  # noqa: E402
+from pipeline.core.io import atomic_dir, remove_stale_temps, write_text  # noqa: E402
 from pipeline.core.params import load_stage  # noqa: E402
 from pipeline.report.build import build_report, dump_cells  # noqa: E402
 from pipeline.report.params import ReportParams  # noqa: E402
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     timer = StageTimer("report", cfg, base)
     results = repo / "results"
     final = results / "report"
+    remove_stale_temps(final, results / "report.md", results / "report.html")  # what an interrupted run left
     with atomic_dir(final) as tmp:
         report = build_report(repo, base, cfg, tmp, final, data_dir=Path(args.data))
         html = render_html(report)  # embeds the figures while they are still in the temporary folder

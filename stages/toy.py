@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.core.io import write_json, write_text
+from pipeline.core.io import remove_stale_temps, write_json, write_text
 from pipeline.core.params import load_stage
 from pipeline.core.runinfo import StageTimer
 from pipeline.toy.params import ToyParams
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     base, toy = load_stage(args.params, "toy", ToyParams)
+    remove_stale_temps(args.out, args.runs)  # what an interrupted earlier run left (checkpoint saves included)
     timer = StageTimer("toy", toy, base)
     metrics, grids = run_track(toy, args.runs, allow_download=not args.no_download, dvclive=not args.no_dvclive,
                                profile=base.profile)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.io import remove_stale_temps  # noqa: E402
 from pipeline.core.params import ParamsError, as_dict, load_stage  # noqa: E402
 from pipeline.core.runinfo import StageTimer  # noqa: E402
 from pipeline.matting.params import TrainParams  # noqa: E402
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     out_dir = Path(args.out or f"results/train/{args.variant}")
     work_root = Path(args.work or f"work_dirs/train/{args.variant}")
     timer = StageTimer("train", {"variant": args.variant, **as_dict(train)}, base)
+    if int(os.environ.get("RANK", "0")) == 0:
+        remove_stale_temps(out_dir)  # what an interrupted export left (checkpoint saves: cleaned per run)
     cfg = training_config(config_for_variant(args.variant, args.configs), train, seed=base.seed,
                           data_root=args.data, work_root=work_root, launcher=args.launcher)
     result = run_training(cfg)

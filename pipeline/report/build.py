@@ -42,8 +42,10 @@ class Report:
 
 
 def _variants(results: Path, kind: str) -> list[str]:
+    """Variant folders of results/<kind>; hidden ones (an interrupted stage's `.<v>.<random>.tmp`) are not results."""
     folder = results / kind
-    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
 
 
 def dataset_label(results: Path, reader: SourceReader) -> str:
@@ -193,6 +195,8 @@ def stage_times(results: Path, reader: SourceReader) -> dict[str, float]:
     """Wall time of every stage that wrote a run.json."""
     out = {}
     for run in sorted(results.glob("**/run.json")):
+        if any(part.startswith(".") for part in run.relative_to(results).parts):
+            continue  # inside an interrupted stage's temporary folder: not a result
         data = reader.load(run)
         if "wall_time_s" in data:
             out[reader.rel(run.parent)] = float(data["wall_time_s"])
