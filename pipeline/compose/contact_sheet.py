@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.core.io import read_gray, read_rgb, write_image
+from pipeline.core.io import read_gray, read_name_list, read_rgb, write_image
 
 HEADER = 22
 
@@ -34,7 +34,7 @@ def make_contact_sheet(set_dir: str | Path, out_path: str | Path, split: str = "
                        tile: int = 192, groups: int = 2) -> Path:
     """Write a PNG grid of the first `max_rows` samples of `split` (names from <split>/list.txt)."""
     split_dir = Path(set_dir) / split
-    names = [n for n in (split_dir / "list.txt").read_text().splitlines() if n][:max_rows]
+    names = read_name_list(split_dir / "list.txt")[:max_rows]
     if not names:
         raise ValueError(f"{split_dir / 'list.txt'}: no samples to show")
     kinds = ["image", "alpha", "trimap"] + (["fg"] if (split_dir / "fg").is_dir() else [])

@@ -18,15 +18,18 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.registry import DATASETS
 
+from pipeline.core.io import read_name_list
+
 
 IMAGE_SUFFIX = ".png"
 
 
 def read_list(path: Path) -> list[str]:
-    """Non-empty, stripped lines of a list file; raise FileNotFoundError / ValueError naming the file."""
+    """The names of a list file, as written (`pipeline.core.io.read_name_list`: never stripped, blank lines
+    skipped); raise FileNotFoundError / ValueError naming the file."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: list file not found (run the compose stage first)")
-    entries = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    entries = read_name_list(path)
     if not entries:
         raise ValueError(f"{path}: list file is empty")
     return entries

@@ -233,13 +233,13 @@ def bars_figure(results: Path, reader: SourceReader, fig_dir: Path) -> Path | No
 
 def qualitative_figure(results: Path, data_dir: Path, fig_dir: Path, n_images: int) -> Path | None:
     """Image, trimap, ground truth, each variant's prediction and its |error| on the first `n_images` test images."""
-    from pipeline.core.io import read_alpha, read_rgb, read_trimap
+    from pipeline.core.io import read_alpha, read_name_list, read_rgb, read_trimap
 
     test = data_dir / "test"
     list_file = test / "list.txt"
     if not list_file.is_file():
         return None
-    names = [n.strip() for n in list_file.read_text().splitlines() if n.strip()][:n_images]
+    names = read_name_list(list_file)[:n_images]  # as written, as evaluation reads them
     variants = [v for v in _variants(results, "eval") if (results / "eval" / v / "pred" / "test").is_dir()]
     columns = ["image", "trimap", "ground truth"] + [c for v in variants for c in (v, f"|err| {v}")]
     rows = []

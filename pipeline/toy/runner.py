@@ -83,6 +83,7 @@ def build_run_config(*, dataset_files: dict[str, Path], operator: str, seed: int
     """
     # yapf-formatting the config text (logged, dumped and stored in every checkpoint) costs seconds per call.
     cfg = Config.fromfile(str(config_file), format_python_code=False)
+    object.__setattr__(cfg, "_format_python_code", False)  # mmengine 0.10.7's fromfile drops the argument
     files = {k: str(v) for k, v in dataset_files.items()}
     for split, loader in (("train", "train_dataloader"), ("val", "val_dataloader"), ("test", "test_dataloader")):
         cfg[loader].batch_size = batch_size
