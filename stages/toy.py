@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
-from pipeline.core.io import remove_stale_temps, write_json, write_text
-from pipeline.core.params import load_stage
-from pipeline.core.runinfo import StageTimer
-from pipeline.toy.params import ToyParams
-from pipeline.toy.runner import PROTOCOL, run_track
-from pipeline.toy.tables import budget_line, render_table, save_grid
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code, as every stage script
+
+from pipeline.core.io import remove_stale_temps, write_json, write_text  # noqa: E402
+from pipeline.core.params import load_stage  # noqa: E402
+from pipeline.core.runinfo import StageTimer  # noqa: E402
+from pipeline.toy.params import ToyParams  # noqa: E402
+from pipeline.toy.runner import PROTOCOL, run_track  # noqa: E402
+from pipeline.toy.tables import budget_line, render_table, save_grid  # noqa: E402
 
 logger = logging.getLogger("stages.toy")
 
