@@ -13,6 +13,7 @@ truncated, not a checkpoint, damaged, hash mismatch, or weights that do not fit 
 """
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import zipfile
@@ -117,8 +118,10 @@ def export_weights(source: str | Path, target: str | Path, **meta: Any) -> Path:
     source_meta = checkpoint.get("meta", {}) or {}
     slim = {"state_dict": checkpoint["state_dict"],
             "meta": {"iter": int(source_meta.get("iter", -1)), "source": Path(source).name, **meta}}
+    buffer = io.BytesIO()  # saved from memory, the zip's record names do not depend on the temporary's name:
+    torch.save(slim, buffer)  # identical weights give identical bytes (and an unchanged DVC output)
     with atomic_path(target) as tmp:
-        torch.save(slim, tmp)
+        tmp.write_bytes(buffer.getvalue())
     return Path(target)
 
 
