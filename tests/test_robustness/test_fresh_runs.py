@@ -62,6 +62,7 @@ def test_matting_reruns_retrain_and_changed_data_never_reuses(tmp_path: Path) ->
     trained, again = _train(data, work, out)
     assert trained == 2 and again["resumed_from"] is None
     assert Path(again["work_dir"]).name == f"{first_dir.name}.2" and not first_dir.exists()
+    assert again["checkpoints"] == first["checkpoints"]  # the same weights, byte for byte (sha256 recorded)
 
     # the data changes (new set_hash): a new fingerprint, trained from scratch (the bug: 0 iterations, old model)
     _change_one_alpha(data)
