@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,12 +42,13 @@ def drive(kill: str, stage: str, args: list[str], cwd: Path = REPO) -> None:
 
 
 def leftovers(*roots: Path) -> list[Path]:
-    """Hidden temporaries (`.*.tmp`, `.*.old`) under and beside `roots`."""
+    """Hidden temporaries of the outputs `roots`: `.<name>.*` beside each, `.*.tmp` / `.*.old` inside it."""
     found = set()
     for root in roots:
-        for base in (root, root.parent):
-            if base.is_dir():
-                found |= {p for p in base.rglob(".*") if p.name.endswith((".tmp", ".old"))}
+        if root.parent.is_dir():
+            found |= set(root.parent.glob(f".{root.name}.*"))
+        if root.is_dir():
+            found |= {p for p in root.rglob(".*") if p.name.endswith((".tmp", ".old"))}
     return sorted(found)
 
 
@@ -239,8 +241,14 @@ def test_report_recovers_from_kills(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert [p.name.split(".")[1] for p in leftovers(results / "report")] == ["report"]
     drive("stages.report:write_text:2", "report", ["--params", str(params)], cwd=tmp_path / "run")
     assert (results / "report.md").is_file() and not (results / "report.html").exists()
+    # another stage's interrupted export (train's `.bilinear.<random>.tmp`) is not a variant of the report
+    phantom = results / "train" / ".bilinear.abcd1234.tmp"
+    shutil.copytree(results / "train" / "bilinear", phantom)
+    shutil.copytree(results / "eval" / "a2u", results / "eval" / ".a2u.abcd1234.tmp")
+    (results / "eval" / ".a2u.abcd1234.tmp" / "run.json").write_text('{"wall_time_s": 1.0}')
     drive("none", "report", ["--params", str(params)], cwd=tmp_path / "run")
     assert not leftovers(results / "report", results / "report.md")
+    assert ".tmp" not in (results / "report.md").read_text() and phantom.is_dir()  # not read, not the report's
     expected = tmp_path / "ref" / "results"
     assert tree(results / "report", skip=("run.json",)).keys() == tree(expected / "report", skip=("run.json",)).keys()
     assert _without_times(results / "report.md") == _without_times(expected / "report.md")
