@@ -30,6 +30,7 @@ from pipeline.matting.checkpoint import load_matting_model  # noqa: E402
 from pipeline.matting.eval_sets import resolve_sets  # noqa: E402
 from pipeline.matting.evaluate import run_evaluation, tiled_effect  # noqa: E402
 from pipeline.matting.params import EvaluateParams  # noqa: E402
+from pipeline.matting.selection import resolve_checkpoint  # noqa: E402
 from pipeline.matting.tiling import default_overlap  # noqa: E402
 
 logger = logging.getLogger("stages.evaluate")
@@ -58,11 +59,13 @@ def main(argv: list[str] | None = None,
     out_dir = Path(args.out or f"results/eval/{args.variant}")
     timer = StageTimer("evaluate", {"variant": args.variant, **as_dict(cfg)}, base)
 
-    model = load_model(train_dir, cfg.checkpoint, device)
+    choice = resolve_checkpoint(train_dir, cfg.checkpoint)
+    logger.info("evaluate@%s: checkpoint %s", args.variant, choice.describe())
+    model = load_model(train_dir, choice.which, device)
     with atomic_dir(out_dir) as tmp:
         doc = run_evaluation(model, sets, tmp, stride=NETWORK_STRIDE, tile=tile, overlap=overlap, device=device,
                              continue_on_error=cfg.continue_on_error, progress=not args.no_progress,
-                             variant=args.variant, checkpoint=cfg.checkpoint, train_dir=str(train_dir))
+                             variant=args.variant, train_dir=str(train_dir), **choice.as_metrics())
         if cfg.tile_check is not None and tile is None:
             check_overlap = default_overlap(cfg.tile_check, NETWORK_STRIDE)
             doc["tiled_check"] = tiled_effect(model, sets[0], doc["sets"][sets[0].name], tile=cfg.tile_check,
