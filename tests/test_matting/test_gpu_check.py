@@ -25,11 +25,12 @@ def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:
     assert statuses == {"env": "ok", "parity": "ok", "ops": "ok", "train": "ok", "train_amp": "skipped"}
     assert data["sections"]["parity"]["all_fp32_ok"] and len(data["sections"]["parity"]["checks"]) == 4
     rows = data["sections"]["train"]["rows"]
-    assert [r["variant"] for r in rows] == ["a2u", "bilinear"] and all(r["iterations"] == 3 for r in rows)
+    assert [r["variant"] for r in rows] == ["bilinear", "a2u"] and all(r["iterations"] == 3 for r in rows)
     assert all(r["iterations_per_s"] > 0 and r["projected_hours_180k"] > 0 for r in rows)
     assert not {"pipeline", "dvc", "dvclive", "stages"} & set(data["imported_top_level_modules"])
     markdown = (out / "gpu_check.md").read_text()
     assert "## train: ok" in markdown and "| a2u | off (float32, as published) | 32 | 2 | 3 |" in markdown
+    assert data["sections"]["train"]["a2u_time_vs_bilinear"] > 0
 
 
 def test_a_slow_section_is_cut_by_its_time_guard(tmp_path: Path) -> None:
