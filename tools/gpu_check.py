@@ -285,7 +285,6 @@ def section_ops(result: dict, device: torch.device, shapes: list, warmup: int, r
         say(f"ops: {label} (N={n}, C={c}, H={h}): a2u down {_fmt(row['a2u down (generator + A2D) fwd+bwd'])} ms "
             f"vs avg-pool {_fmt(row['avg-pool 2×2 fwd+bwd'])} ms; a2u up {_fmt(row['a2u up (reassembly) fwd+bwd'])} "
             f"ms vs bilinear {_fmt(row['bilinear ×2 fwd+bwd'])} ms (fwd+bwd)")
-        del pair, x, z, state
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
