@@ -66,8 +66,8 @@ GPU_DEPS ?= .gpu-deps
 GPU_PYTHON ?= python3
 GPU_WHEELS := mmengine==0.10.7 mmcv-lite==2.1.0 addict==2.4.0 yapf==0.43.0 platformdirs==4.14.8 termcolor==3.3.0
 OUT ?= gpu_check_out
-gpu-deps:
-	$(PYTHON) -m pip install --no-deps --target $(GPU_DEPS) $(GPU_WHEELS)
+gpu-deps: venv
+	$(PY) -m pip install --no-deps --target $(GPU_DEPS) $(GPU_WHEELS)
 
 gpu-check:
 	PYTHONPATH="$(GPU_DEPS):$(CURDIR)" $(GPU_PYTHON) tools/gpu_check.py $(OUT) $(GPU_CHECK_ARGS)
