@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.logs import stage_logging  # noqa: E402
 from pipeline.core.params import ParamsError, as_dict, load_stage  # noqa: E402
 from pipeline.core.runinfo import StageTimer  # noqa: E402
 from pipeline.matting.params import TrainParams  # noqa: E402
@@ -50,26 +51,28 @@ def _complexity(model, size: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    base, train = load_stage(args.params, "train", TrainParams)
-    if args.variant not in train.variants:
-        raise ParamsError(f"variant {args.variant!r} is not in params.yaml train.variants {list(train.variants)}")
     out_dir = Path(args.out or f"results/train/{args.variant}")
-    work_root = Path(args.work or f"work_dirs/train/{args.variant}")
-    timer = StageTimer("train", {"variant": args.variant, **as_dict(train)}, base)
-    cfg = training_config(config_for_variant(args.variant, args.configs), train, seed=base.seed,
-                          data_root=args.data, work_root=work_root, launcher=args.launcher)
-    result = run_training(cfg)
-    summary = {"variant": args.variant, "params": sum(p.numel() for p in result.runner.model.parameters()),
-               "profile": base.profile, "wall_time_s": round(timer.elapsed(), 2), "train_params": as_dict(train),
-               "config_file": str(cfg.filename), "iters": train.iters, "crop": train.crop,
-               "batch_size": train.batch_size, "val_interval": train.val_interval, "lr": train.lr}
-    if result.runner.rank == 0:
-        summary["complexity"] = _complexity(result.runner.model, size=train.flops_size)
-    export_training(result, out_dir, summary=summary, timer=timer)
-    if result.runner.rank == 0:
-        print(f"train@{args.variant}: profile {base.profile}, {train.iters} iterations, final val "
-              f"{result.final_val}; outputs in {out_dir}/ ({timer.elapsed():.1f} s)")
-
+    with stage_logging(f"train@{args.variant}", out_dir) as log:
+        base, train = load_stage(args.params, "train", TrainParams)
+        if args.variant not in train.variants:
+            raise ParamsError(f"variant {args.variant!r} is not in params.yaml train.variants {list(train.variants)}")
+        work_root = Path(args.work or f"work_dirs/train/{args.variant}")
+        timer = StageTimer("train", {"variant": args.variant, **as_dict(train)}, base)
+        cfg = training_config(config_for_variant(args.variant, args.configs), train, seed=base.seed,
+                              data_root=args.data, work_root=work_root, launcher=args.launcher)
+        log.info("profile %s: %d iterations, crop %d, batch %d, validation every %d; MMEngine log in %s",
+                 base.profile, train.iters, train.crop, train.batch_size, train.val_interval, cfg.work_dir)
+        result = run_training(cfg)
+        summary = {"variant": args.variant, "params": sum(p.numel() for p in result.runner.model.parameters()),
+                   "profile": base.profile, "wall_time_s": round(timer.elapsed(), 2), "train_params": as_dict(train),
+                   "config_file": str(cfg.filename), "iters": train.iters, "crop": train.crop,
+                   "batch_size": train.batch_size, "val_interval": train.val_interval, "lr": train.lr}
+        if result.runner.rank == 0:
+            summary["complexity"] = _complexity(result.runner.model, size=train.flops_size)
+        export_training(result, out_dir, summary=summary, timer=timer)
+        if result.runner.rank == 0:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in result.final_val.items())
+            log.info("final validation (iteration %d): %s", train.iters, shown or "none")
 
 if __name__ == "__main__":
     main()

@@ -66,7 +66,7 @@ def paper_vs_reproduced(results: Path, reader: SourceReader, report: Report, pap
         cells = [reader.get(paper_json, "rows", paper["rows"].index(row), m) for m in MATTING_METRICS]
         table.add(row["label"], paper["dataset"], *cells, row["source"])
     for variant in _variants(results, "eval"):
-        metrics = results / "eval" / variant / "metrics.json"
+        metrics = results / "eval" / variant / "summary.json"
         if not metrics.is_file():
             continue
         cells = [reader.mean_std(metrics, "sets", "test", m) for m in MATTING_METRICS]
@@ -81,10 +81,10 @@ def matting_table(results: Path, reader: SourceReader) -> Table:
                               "test SAD", "test MSE", "test Grad", "test Conn", "images", "bench fwd 512² (s)"],
                   caption="Test metrics: mean ± std over the test images of one training seed (MATLAB semantics; "
                           "SAD, Grad, Conn /1000).")
-    networks = results / "bench" / "networks.json"
+    networks = results / "bench" / "details" / "networks.json"
     for variant in sorted(set(_variants(results, "train")) | set(_variants(results, "eval"))):
         summary = results / "train" / variant / "summary.json"
-        metrics = results / "eval" / variant / "metrics.json"
+        metrics = results / "eval" / variant / "summary.json"
         row: list[Cell | str] = [variant]
         if summary.is_file():
             row += [reader.get(summary, "params"), _gmacs_cell(reader, summary),
@@ -122,7 +122,7 @@ def extra_sets_table(results: Path, reader: SourceReader) -> Table | None:
     """Evaluation-only sets (e.g. alphamatting.com) per variant, when configured."""
     table = Table("extra_sets", ["variant", "set", "SAD", "MSE", "Grad", "Conn", "images"])
     for variant in _variants(results, "eval"):
-        metrics = results / "eval" / variant / "metrics.json"
+        metrics = results / "eval" / variant / "summary.json"
         if not metrics.is_file():
             continue
         sets = reader.load(metrics).get("sets", {})
@@ -139,7 +139,7 @@ def tiling_table(results: Path, reader: SourceReader) -> Table | None:
                   caption="Tiled inference (overlapping tiles blended with linear ramps) against whole-image "
                           "inference on the same test images and checkpoint; Δ = tiled − whole.")
     for variant in _variants(results, "eval"):
-        path = results / "eval" / variant / "metrics.json"
+        path = results / "eval" / variant / "summary.json"
         if not path.is_file() or "tiled_check" not in reader.load(path):
             continue
         delta = lambda m: reader.get(path, "tiled_check", m, "delta", fmt=lambda v: f"{v:+.4g}")  # noqa: E731
@@ -152,7 +152,7 @@ def tiling_table(results: Path, reader: SourceReader) -> Table | None:
 
 def toy_table(results: Path, reader: SourceReader) -> Table | None:
     """The toy reconstruction table: best-epoch metrics (mean ± std over seeds) and last-epoch PSNR."""
-    path = results / "toy" / "metrics.json"
+    path = results / "toy" / "summary.json"
     if not path.is_file():
         return None
     data = reader.load(path)
@@ -175,7 +175,7 @@ def toy_table(results: Path, reader: SourceReader) -> Table | None:
 
 def bench_table(results: Path, reader: SourceReader) -> Table | None:
     """The performance targets of the bench stage: measured value, limit, met or not."""
-    path = results / "bench" / "targets.json"
+    path = results / "bench" / "details" / "targets.json"
     if not path.is_file():
         return None
     table = Table("bench", ["target", "measured", "limit", "met"],
@@ -216,7 +216,7 @@ def bars_figure(results: Path, reader: SourceReader, fig_dir: Path) -> Path | No
     values: dict[str, dict[str, float]] = {}
     errors: dict[str, dict[str, float]] = {}
     for variant in _variants(results, "eval"):
-        metrics = results / "eval" / variant / "metrics.json"
+        metrics = results / "eval" / variant / "summary.json"
         if metrics.is_file():
             test = reader.load(metrics).get("sets", {}).get("test", {})
             for m in MATTING_METRICS:
@@ -285,7 +285,7 @@ def build_report(repo: Path, base: BaseParams, cfg: ReportParams, fig_dir: Path,
                      ("qualitative", qualitative_figure(results, data_dir, fig_dir, n_images))):
         if fig is not None:
             report.figures[key] = fig
-    for key, src in (("toy_grid", results / "toy" / "grid.png"), ("bench_ratios", results / "bench" / "ratios.png"),
+    for key, src in (("toy_grid", results / "toy" / "grid.png"), ("bench_ratios", results / "bench" / "details" / "ratios.png"),
                      ("contact_sheet", results / "compose" / "contact_sheet.png")):
         if src.is_file():
             report.figures[key] = src
