@@ -12,6 +12,7 @@ check), per_image.csv, pred/<set>/<name>.png and run.json.
 from __future__ import annotations
 
 import argparse
+import csv
 import random
 import sys
 from pathlib import Path
@@ -35,13 +36,24 @@ from pipeline.matting.tiling import default_overlap  # noqa: E402
 
 
 def checkpoint_info(train_dir: Path, which: str) -> dict:
-    """{'which': 'best', 'iter': 600, 'selected_by': ...} of the exported checkpoint (iteration None if unknown)."""
+    """The exported checkpoint: {'which': 'best', 'iter': 600, 'selected_by': ..., 'val': {'sad': ..., 'mse': ...}}.
+
+    `iter` comes from the checkpoint's meta (None if unknown); `val` holds the validation metrics logged at that
+    iteration by the train stage (its DVCLive files `dvclive/plots/metrics/val/<metric>.tsv`), so every number
+    of the report can name the checkpoint it belongs to.
+    """
     path = train_dir / f"{which}.pth"
     meta = (read_checkpoint(path).get("meta") or {}) if path.is_file() else {}
     iteration = meta.get("iter")
-    return {"which": which, "file": str(path), "iter": iteration if isinstance(iteration, int) and iteration >= 0
-            else None, "selected_by": meta.get("selected_by")}
-
+    iteration = iteration if isinstance(iteration, int) and iteration >= 0 else None
+    val = {}
+    for tsv in sorted((train_dir / "dvclive" / "plots" / "metrics" / "val").glob("*.tsv")):
+        with tsv.open(newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                if iteration is not None and int(float(row["step"])) == iteration:
+                    val[tsv.stem] = float(row[tsv.stem])
+    return {"which": which, "file": str(path), "iter": iteration, "selected_by": meta.get("selected_by"),
+            "val": val}
 
 def main(argv: list[str] | None = None,
          load_model: Callable[[Path, str, str], Callable[[torch.Tensor], torch.Tensor]] = load_matting_model) -> dict:
