@@ -243,3 +243,16 @@ class QuietConsoleMixin:
         super().register_hooks(default_hooks, custom_hooks)  # type: ignore[misc]
         if not any(isinstance(hook, ConsoleProgressHook) for hook in self.hooks):  # type: ignore[attr-defined]
             self.register_hook(ConsoleProgressHook())  # type: ignore[attr-defined]
+
+
+#: Errors of a command line's input (missing files, bad values): reported in one line, exit status 2.
+USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, KeyError)
+
+
+def run_cli(main: Any) -> None:
+    """Run a tool's `main()`; an input error (already logged by `stage_logging`) exits with status 2 and no
+    traceback, anything else propagates with its traceback."""
+    try:
+        main()
+    except USER_ERRORS:
+        raise SystemExit(2) from None
