@@ -11,16 +11,19 @@ into `--out`: `summary.json` (every number, the budget, the datasets that could 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from pipeline.core.io import write_json, write_text
-from pipeline.core.logs import stage_logging
-from pipeline.core.params import load_stage
-from pipeline.core.runinfo import StageTimer
-from pipeline.toy.dvc_metrics import write_toy_metrics
-from pipeline.toy.params import ToyParams
-from pipeline.toy.runner import PROTOCOL, run_track
-from pipeline.toy.tables import budget_line, render_table, save_grid
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages, as every stage
+
+from pipeline.core.io import write_json, write_text  # noqa: E402
+from pipeline.core.logs import stage_logging  # noqa: E402
+from pipeline.core.params import load_stage  # noqa: E402
+from pipeline.core.runinfo import StageTimer  # noqa: E402
+from pipeline.toy.dvc_metrics import write_toy_metrics  # noqa: E402
+from pipeline.toy.params import ToyParams  # noqa: E402
+from pipeline.toy.runner import PROTOCOL, run_track  # noqa: E402
+from pipeline.toy.tables import budget_line, render_table, save_grid  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -74,6 +74,10 @@ def training_curves(series: dict[str, dict[str, Path]], path: Path, marks: Mappi
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel("iteration", fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        low, high = ax.get_xlim()
+        if high - low < 2:  # a single logged iteration (e.g. one validation): centre it on integer ticks
+            centre = round((low + high) / 2)
+            ax.set_xlim(centre - 1, centre + 1)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(metrics):]:

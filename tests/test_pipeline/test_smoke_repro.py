@@ -76,7 +76,7 @@ def test_report_exists_and_links_resolve(smoke_repo: Path) -> None:
         assert (results / link).is_file(), f"report.md links to a missing file: {link}"
     assert "data:image/png;base64," in html and not re.search(r'(src|href)="(https?:)?//', html)
     for variant in ("bilinear", "a2u"):
-        assert f"{variant} (this run)" in md
+        assert f"{variant} (this run, best checkpoint, iteration " in md
         summary = json.loads((results / "eval" / variant / "summary.json").read_text())
         assert summary["sets"]["test"]["n_images"] == summary["sets"]["test"]["n_listed"] > 0
 
@@ -116,7 +116,7 @@ def test_console_is_short_and_names_each_stage(smoke_repo: Path) -> None:
 
 def test_metrics_are_few_flat_scalars_and_fit_120_columns(smoke_repo: Path) -> None:
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], smoke_repo).stdout)
-    files = shown["workspace"]["data"]
+    (files,) = [rev["data"] for rev in shown.values()]  # one revision: the workspace
     assert not [f for f in files if "dvclive" in f], "DVCLive's per-run metrics are not DVC metrics"
     for path, content in files.items():
         values = content["data"]
