@@ -96,9 +96,11 @@ def _build(tmp_path: Path, **kwargs):
     return build_report(tmp_path, BASE, PARAMS, fig_dir)
 
 
-@pytest.fixture()
-def report_repo(tmp_path: Path):
-    return tmp_path, _build(tmp_path)
+@pytest.fixture(scope="module")
+def report_repo(tmp_path_factory: pytest.TempPathFactory):
+    """One report of the default fake results, shared by the read-only tests (figures take seconds to draw)."""
+    root = tmp_path_factory.mktemp("report")
+    return root, _build(root)
 
 
 def test_every_cell_comes_from_a_results_file(report_repo) -> None:
