@@ -3,8 +3,8 @@
     python stages/bench.py [--params params.yaml] [--out results/bench/details] [--metrics results/bench/metrics.json]
 
 Reads params sections `base` and `bench` (`pipeline.bench.params.BenchParams`); writes, atomically as one folder,
-`--out` {ops.json, networks.json, targets.json, table.md, ratios.png, operators.json, run.json, export/} and the DVC metric
-`--metrics` (the headline time ratios, `pipeline.bench.dvc_metrics`).
+`--out` {ops.json, networks.json, targets.json, table.md, ratios.png, operators.json, run.json, export/} and the
+DVC metric `--metrics` (the headline time ratios, `pipeline.bench.dvc_metrics`).
 """
 from __future__ import annotations
 

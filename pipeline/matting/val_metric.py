@@ -4,8 +4,8 @@ Each raw prediction is clipped to [0, 1], scaled to 0–255 and truncated to uin
 it); known regions are replaced by the trimap (spec 5.4); then `pipeline.matting.metrics` scores the unknown
 region only (SAD, Grad, Conn /1000, MSE unscaled), the same functions the evaluate stage calls. Values are
 averaged over all images (all ranks). The configs use it as `val_evaluator` (SAD, MSE: cheap, every
-validation) and as `test_evaluator` with `metric_names=('sad', 'mse', 'grad', 'conn')` (not `metrics`: MMEngine reads a `metrics` key as an
-`Evaluator` config).
+validation) and as `test_evaluator` with `metric_names=('sad', 'mse', 'grad', 'conn')` (not `metrics`: MMEngine
+reads a `metrics` key as an `Evaluator` config).
 """
 from __future__ import annotations
 

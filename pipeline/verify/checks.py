@@ -200,7 +200,8 @@ def onnx_parity(seed: int = 0, channels: int = 32, sizes: tuple[tuple[int, int],
     return {"module": f"matting A2D/A2U pair, C={channels} (x: N×C×H×W, z: N×C×H/2×W/2)",
             "exporter": "torch.onnx.export (TorchScript, opset 17, dynamic H, W)",
             "runtime": f"onnxruntime {ort.__version__} (CPU, float32)", "max_abs_diff": per_size,
-            "export_warnings": sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:120]}" for w in caught}),
+            "export_warnings": sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:120]}"
+                                       for w in caught}),
             "max_abs_diff_worst": worst, "tolerance": ONNX_ATOL, "passed": worst <= ONNX_ATOL}
 
 

@@ -1,7 +1,8 @@
 """Slow, obviously-correct loop transcriptions of the two reassembly formulas (float64), for the verify stage.
 
 Upsampling (CARAFE-naive semantics, window s×s centred on the source pixel, out-of-map terms skipped):
-    out[c, i, j] = Σ_{a,b ∈ [−R, R]} K[g·s² + (a+R)·s + (b+R), i, j] · x[c, ⌊i/r⌋ + a, ⌊j/r⌋ + b],  R = (s−1)/2
+    out[c, i, j] = Σ_{a,b ∈ [−R, R]} K[g·s² + (a+R)·s + (b+R), i, j] · x[c, ⌊i/r⌋ + a, ⌊j/r⌋ + b]
+with R = (s−1)/2.
 Downsampling (A2D, even window k×k, output (i, j) covering rows 2i − (k−2)/2 … 2i + k/2):
     out[c, i, j] = Σ_{dy, dx < k} K[g·k² + dy·k + dx, i, j] · x[c, 2i − (k−2)/2 + dy, 2j − (k−2)/2 + dx]
 with g = ⌊c / (C/G)⌋. Written independently of `models/ops/kernels` (whose fast paths they check).
