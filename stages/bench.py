@@ -1,6 +1,7 @@
 """DVC stage `bench`: time and measure every operator pair, the reassembly kernels and the matting network.
 
-    python stages/bench.py [--params params.yaml] [--out results/bench/details] [--metrics results/bench/metrics.json]
+    python stages/bench.py [--params params.yaml] [--out results/bench/details]
+                           [--metrics results/bench/metrics.json]
 
 Reads params sections `base` and `bench` (`pipeline.bench.params.BenchParams`); writes, atomically as one folder,
 `--out` {ops.json, networks.json, targets.json, table.md, ratios.png, operators.json, run.json, export/} and the
