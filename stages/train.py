@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.logs import stage_logging  # noqa: E402
 from pipeline.core.params import ParamsError, as_dict  # noqa: E402
 from pipeline.core.runinfo import StageTimer  # noqa: E402
 from pipeline.matting.params import load_train_params  # noqa: E402
@@ -53,28 +54,31 @@ def _complexity(model, size: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    base, train = load_train_params(args.params)
-    if args.variant not in train.variants:
-        raise ParamsError(f"variant {args.variant!r} is not in params.yaml train.variants {list(train.variants)}")
     out_dir = Path(args.out or f"results/train/{args.variant}")
-    work_root = Path(args.work or f"work_dirs/train/{args.variant}")
-    timer = StageTimer("train", {"variant": args.variant, **as_dict(train)}, base)
-    config_file = resolve_config_file(train, base.profile, args.configs)
-    cfg = training_config(config_file, train, seed=base.seed, data_root=args.data, work_root=work_root,
-                          launcher=args.launcher, variant=args.variant)
-    result = run_training(cfg)
-    resolved = recipe(cfg)
-    summary = {"variant": args.variant, "params": sum(p.numel() for p in result.runner.model.parameters()),
-               "profile": base.profile, "wall_time_s": round(timer.elapsed(), 2), "train_params": as_dict(train),
-               "config_file": str(config_file), "recipe": resolved,
-               **{key: resolved[key] for key in ("iters", "crop", "batch_size", "val_interval", "lr")}}
-    if result.runner.rank == 0:
-        summary["complexity"] = _complexity(result.runner.model, size=train.flops_size or resolved["crop"])
-    export_training(result, out_dir, summary=summary, timer=timer)
-    if result.runner.rank == 0:
-        print(f"train@{args.variant}: {config_file.name}, {resolved['iters']} iterations, encoder "
-              f"{result.encoder_init.get('checkpoint') or 'random init'}, final val "
-              f"{result.final_val or 'none (no validation)'}; outputs in {out_dir}/ ({timer.elapsed():.1f} s)")
+    with stage_logging(f"train@{args.variant}", out_dir) as log:
+        base, train = load_train_params(args.params)
+        if args.variant not in train.variants:
+            raise ParamsError(f"variant {args.variant!r} is not in params.yaml train.variants {list(train.variants)}")
+        work_root = Path(args.work or f"work_dirs/train/{args.variant}")
+        timer = StageTimer("train", {"variant": args.variant, **as_dict(train)}, base)
+        config_file = resolve_config_file(train, base.profile, args.configs)
+        cfg = training_config(config_file, train, seed=base.seed, data_root=args.data, work_root=work_root,
+                              launcher=args.launcher, variant=args.variant)
+        resolved = recipe(cfg)
+        log.info("%s: %d iterations, crop %d, batch %d, validation every %s; MMEngine log in %s", config_file.name,
+                 resolved["iters"], resolved["crop"], resolved["batch_size"], resolved["val_interval"], cfg.work_dir)
+        result = run_training(cfg)
+        summary = {"variant": args.variant, "params": sum(p.numel() for p in result.runner.model.parameters()),
+                   "profile": base.profile, "wall_time_s": round(timer.elapsed(), 2), "train_params": as_dict(train),
+                   "config_file": str(config_file), "recipe": resolved,
+                   **{key: resolved[key] for key in ("iters", "crop", "batch_size", "val_interval", "lr")}}
+        if result.runner.rank == 0:
+            summary["complexity"] = _complexity(result.runner.model, size=train.flops_size or resolved["crop"])
+        export_training(result, out_dir, summary=summary, timer=timer)
+        if result.runner.rank == 0:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in result.final_val.items())
+            log.info("encoder %s; final validation: %s", result.encoder_init.get("checkpoint") or "random init",
+                     shown or "none (the run did not validate)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ stage's `summary.json` records which checkpoints it exported (`checkpoints: {bes
 """
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +30,10 @@ class CheckpointChoice:
             ("the run did not validate" if self.requested == "auto" else "requested")
         return f"{self.which} at iteration {self.iteration} ({why})"
 
-    def as_metrics(self) -> dict[str, Any]:
-        """The metrics.json entries: checkpoint, checkpoint_iter, checkpoint_selected_by, checkpoint_requested."""
-        return {"checkpoint": self.which, "checkpoint_iter": self.iteration,
-                "checkpoint_selected_by": self.describe(), "checkpoint_requested": self.requested}
+    def record(self) -> dict[str, Any]:
+        """The evaluation summary's `checkpoint` entry: which, iter, selected_by (`describe()`), requested."""
+        return {"which": self.which, "iter": self.iteration, "selected_by": self.describe(),
+                "requested": self.requested}
 
 
 def resolve_checkpoint(train_dir: str | Path, requested: str) -> CheckpointChoice:
@@ -52,3 +53,18 @@ def resolve_checkpoint(train_dir: str | Path, requested: str) -> CheckpointChoic
     entry = checkpoints[which]
     return CheckpointChoice(which=which, iteration=int(entry["iter"]), selected_by=str(entry["selected_by"]),
                             requested=requested)
+
+
+def validation_at(train_dir: str | Path, iteration: int) -> dict[str, float]:
+    """Validation metrics the train stage logged at `iteration` ({} when the run did not validate then).
+
+    Read from its DVCLive curves `dvclive/plots/metrics/val/<metric>.tsv`, so the report can show the
+    validation SAD of the very checkpoint it reports test numbers for.
+    """
+    values: dict[str, float] = {}
+    for tsv in sorted((Path(train_dir) / "dvclive" / "plots" / "metrics" / "val").glob("*.tsv")):
+        with tsv.open(newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                if int(float(row["step"])) == iteration:
+                    values[tsv.stem] = float(row[tsv.stem])
+    return values

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def run_toy(cfg: Config, keep_checkpoints: bool = False) -> dict[str, Any]:
     fingerprint = run_fingerprint(cfg, CODE, inputs)
     run = open_run(root, fingerprint)
     if run.result is not None:
-        logger.info("%s: reusing the finished run", run.path)
+        logger.debug("%s: reusing the finished run", run.path)
         return run.result
     allow_mmengine_checkpoint_globals()
     cfg.work_dir = str(run.path)
@@ -180,19 +181,23 @@ def run_track(toy: ToyParams, runs_dir: str | Path, *, cache_dir: str | Path = D
     results: dict[str, Any] = {}
     grids: dict[str, dict[str, np.ndarray]] = {}
     milestones: list[int] = []
+    total, done = len(datasets) * len(toy.operators) * len(toy.seeds), 0
     for name in datasets:
         results[name], grids[name] = {}, {}
         for operator in toy.operators:
             runs = []
             for seed in toy.seeds:
+                done += 1
+                logger.info("toy run %d/%d: %s %s seed %d", done, total, name, operator, seed)
+                start = time.perf_counter()
                 cfg = build_run_config(dataset_files=files[name], operator=operator, seed=seed, epochs=toy.epochs,
                                        batch_size=toy.batch_size, counts=counts,
                                        work_dir=Path(runs_dir) / name / operator / f"seed{seed}", dvclive=dvclive,
                                        overrides=overrides)
                 milestones = cfg.param_scheduler[0]["milestones"]
                 runs.append(run_toy(cfg, keep_checkpoints=keep_checkpoints))
-                logger.info("toy %s/%s/seed %d: best test PSNR %.2f dB", name, operator, seed,
-                            runs[-1]["best"]["psnr"])
+                logger.info("toy run %d/%d: best test PSNR %.2f dB at epoch %d (%.1f s)", done, total,
+                            runs[-1]["best"]["psnr"], runs[-1]["best"]["epoch"], time.perf_counter() - start)
             results[name][operator] = aggregate_seeds(runs)
             grids[name][operator] = np.load(Path(runs[0]["run_dir"]) / "grid.npy")
         test_set = ToyReconstructionDataset(files[name], "test", counts["test"])

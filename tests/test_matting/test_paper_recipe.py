@@ -281,8 +281,8 @@ def test_evaluate_checkpoint_auto_best_last(tmp_path):
     choice = resolve_checkpoint(validated, "auto")
     assert (choice.which, choice.iteration) == ("best", 600) and "lowest val/sad" in choice.describe()
     choice = resolve_checkpoint(unvalidated, "auto")
-    assert choice.as_metrics() == {"checkpoint": "last", "checkpoint_iter": 180000, "checkpoint_requested": "auto",
-                                   "checkpoint_selected_by": "last at iteration 180000 (the run did not validate)"}
+    assert choice.record() == {"which": "last", "iter": 180000, "requested": "auto",
+                               "selected_by": "last at iteration 180000 (the run did not validate)"}
     assert resolve_checkpoint(validated, "last").iteration == 900
     with pytest.raises(ValueError, match="evaluate.checkpoint is 'best' but .* ran without validation"):
         resolve_checkpoint(unvalidated, "best")

@@ -43,3 +43,14 @@ val_dataloader = dict(
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='MattingValDataset', data_root=data_root + '/val', pipeline=val_pipeline))
 val_evaluator = dict(type='MattingValMetric', prefix='val')
+# `tools/test.py CONFIG CHECKPOINT` (MMEngine `Runner.test()`): the composed test split at full size, scored with
+# SAD/MSE/Grad/Conn by the same MATLAB-exact functions as the evaluate stage (`pipeline.matting.metrics`).
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='MattingValDataset', data_root=data_root + '/test', pipeline=val_pipeline))
+test_evaluator = dict(type='MattingValMetric', prefix='test', metric_names=('sad', 'mse', 'grad', 'conn'))
+test_cfg = dict(type='TestLoop')
