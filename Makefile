@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv datasets repro test bench openmmlab clean-venv
+.PHONY: venv datasets repro test bench openmmlab clean-venv gpu-deps gpu-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,3 +58,16 @@ openmmlab: venv
 	$(VENV)/bin/pip install --find-links $(MMCV_WHEELS) mmcv==2.1.0 $(OPENMMLAB_PKGS)
 	$(PY) -c "import mmcv, mmcv.ops, mmseg, mmseg.models, mmdet, mmdet.models; \
 	print('openmmlab ok: mmcv', mmcv.__version__, '(ops), mmseg', mmseg.__version__, ', mmdet', mmdet.__version__)"
+
+# GPU readiness check (tools/gpu_check.py, < 6 min on one GPU): needs only a CUDA PyTorch (+ numpy, opencv) and
+# these pure-Python wheels, installed into $(GPU_DEPS) by `make gpu-deps` (here, where PyPI is reachable; no
+# compiled code, so the folder works on the GPU machine's Python 3.12). There: `make gpu-check OUT=<folder>`.
+GPU_DEPS ?= .gpu-deps
+GPU_PYTHON ?= python3
+GPU_WHEELS := mmengine==0.10.7 mmcv-lite==2.1.0 addict==2.4.0 yapf==0.43.0 platformdirs==4.14.8 termcolor==3.3.0
+OUT ?= gpu_check_out
+gpu-deps: venv
+	$(PY) -m pip install --no-deps --target $(GPU_DEPS) $(GPU_WHEELS)
+
+gpu-check:
+	PYTHONPATH="$(GPU_DEPS):$(CURDIR)" $(GPU_PYTHON) tools/gpu_check.py $(OUT) $(GPU_CHECK_ARGS)

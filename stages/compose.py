@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -17,10 +16,9 @@ from pipeline.compose.contact_sheet import make_contact_sheet  # noqa: E402
 from pipeline.compose.evalset import write_eval_manifest  # noqa: E402
 from pipeline.compose.params import ComposeParams  # noqa: E402
 from pipeline.core.io import remove_stale_temps  # noqa: E402
+from pipeline.core.logs import stage_logging  # noqa: E402
 from pipeline.core.params import load_stage  # noqa: E402
 from pipeline.core.runinfo import StageTimer  # noqa: E402
-
-logger = logging.getLogger("stages.compose")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,30 +30,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-only", metavar="PATH", help="validate an evaluation-only set instead of composing")
     parser.add_argument("--out", metavar="DIR", help="with --eval-only: where manifest.jsonl and summary.json go")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     if args.eval_only:
         if not args.out:
             parser.error("--eval-only needs --out DIR")
-        timer = StageTimer("compose-eval-only", {"eval_only": args.eval_only})
-        remove_stale_temps(args.out)
-        summary = write_eval_manifest(args.eval_only, args.out)
-        logger.info("%d samples, %d files, trimaps %s -> %s (%.1f s)", len(summary["names"]), summary["n_files"],
-                    summary["trimap_dirs"], args.out, timer.elapsed())
+        with stage_logging("compose --eval-only", args.out) as log:
+            remove_stale_temps(args.out)
+            summary = write_eval_manifest(args.eval_only, args.out)
+            log.info("%d samples, %d files, trimaps %s", len(summary["names"]), summary["n_files"],
+                     summary["trimap_dirs"])
         return 0
 
-    base, cfg = load_stage(args.params, "compose", ComposeParams)
-    timer = StageTimer("compose", cfg, base)
-    out_dir = Path(args.data)
-    remove_stale_temps(out_dir, args.results)  # what an interrupted earlier run left
-    summary = build_composed_set(cfg, base.seed, out_dir, workers=args.workers)
-    sheet = make_contact_sheet(out_dir, Path(args.results) / "contact_sheet.png", "test")
-    run_json = timer.write(args.results, counts=summary["counts"], set_hash=summary["set_hash"],
-                           n_files=summary["n_files"], bytes=summary["bytes"], composed_dir=str(out_dir))
-    logger.info("source %s: samples %s, %d files, %.1f MB -> %s", summary["source"], summary["samples"],
-                summary["n_files"], summary["bytes"] / 1e6, out_dir)
-    logger.info("set_hash %s; contact sheet %s; run info %s; wall time %.1f s", summary["set_hash"], sheet,
-                run_json, timer.elapsed())
+    with stage_logging("compose", [args.data, args.results]) as log:
+        base, cfg = load_stage(args.params, "compose", ComposeParams)
+        timer = StageTimer("compose", cfg, base)
+        out_dir = Path(args.data)
+        remove_stale_temps(out_dir, args.results)  # what an interrupted earlier run left
+        summary = build_composed_set(cfg, base.seed, out_dir, workers=args.workers)
+        make_contact_sheet(out_dir, Path(args.results) / "contact_sheet.png", "test")
+        timer.write(args.results, counts=summary["counts"], set_hash=summary["set_hash"],
+                    n_files=summary["n_files"], bytes=summary["bytes"], composed_dir=str(out_dir))
+        log.info("samples %s, %.1f MB", summary["samples"], summary["bytes"] / 1e6)
     return 0
 
 

@@ -5,13 +5,13 @@ Usage: python stages/evaluate.py <variant> [--params params.yaml] [--model resul
 
 Reads params `base` and `evaluate` (`pipeline.matting.params.EvaluateParams`), loads the trained model in
 `--model` (`pipeline.matting.checkpoint.load_matting_model`), evaluates the composed test split of `--data`
-and every configured set, and writes `--out` atomically: per_image.csv, metrics.json, pred/<set>/<name>.png
-and run.json.
+and every configured set, and writes `--out` atomically: metrics.json (the DVC metric: mean SAD/MSE/Grad/Conn
+per set), summary.json (everything else: std, counts, failures, the checkpoint and its iteration, the tiling
+check), per_image.csv, pred/<set>/<name>.png and run.json.
 """
 from __future__ import annotations
 
 import argparse
-import logging
 import random
 import sys
 from pathlib import Path
@@ -23,16 +23,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.matting.inputs import NETWORK_STRIDE  # noqa: E402
-from pipeline.core.io import atomic_dir, remove_stale_temps, write_json  # noqa: E402
+from pipeline.core.io import atomic_dir, remove_stale_temps  # noqa: E402
+from pipeline.core.logs import stage_logging  # noqa: E402
 from pipeline.core.params import as_dict, load_stage  # noqa: E402
 from pipeline.core.runinfo import StageTimer  # noqa: E402
 from pipeline.matting.checkpoint import load_matting_model  # noqa: E402
 from pipeline.matting.eval_sets import check_manifest, resolve_sets  # noqa: E402
-from pipeline.matting.evaluate import run_evaluation, tiled_effect  # noqa: E402
+from pipeline.matting.evaluate import run_evaluation, tiled_effect, write_documents  # noqa: E402
 from pipeline.matting.params import EvaluateParams  # noqa: E402
+from pipeline.matting.selection import resolve_checkpoint, validation_at  # noqa: E402
 from pipeline.matting.tiling import default_overlap  # noqa: E402
-
-logger = logging.getLogger("stages.evaluate")
 
 
 def main(argv: list[str] | None = None,
@@ -43,44 +43,44 @@ def main(argv: list[str] | None = None,
     parser.add_argument("--model", default=None, help="train stage output (default: results/train/<variant>)")
     parser.add_argument("--data", default="data/composed", help="composed set; its test/ split is evaluated")
     parser.add_argument("--out", default=None, help="output folder (default: results/eval/<variant>)")
-    parser.add_argument("--evalsets", default=None, help="manifests of the evaluate.sets (results/evalsets): each "
-                        "set's files are checked against results/evalsets/<name>/manifest.jsonl")
+    parser.add_argument("--evalsets", default=None, help="manifests of the evaluate.sets (evalsets/): each set's "
+                        "files are checked against <evalsets>/<name>/manifest.jsonl")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    base, cfg = load_stage(args.params, "evaluate", EvaluateParams)
-    random.seed(base.seed)
-    np.random.seed(base.seed)
-    torch.manual_seed(base.seed)
-    device = base.torch_device()
-    tile, overlap = cfg.tiling()
-    sets = resolve_sets(Path(args.data) / "test", cfg.sets)
     train_dir = Path(args.model or f"results/train/{args.variant}")
     out_dir = Path(args.out or f"results/eval/{args.variant}")
-    timer = StageTimer("evaluate", {"variant": args.variant, **as_dict(cfg)}, base)
-    remove_stale_temps(out_dir)  # what an interrupted earlier run left
-    if args.evalsets is not None:
-        for eval_set in sets[1:]:
-            check_manifest(eval_set, Path(args.evalsets) / eval_set.name)
+    with stage_logging(f"evaluate@{args.variant}", out_dir) as log:
+        base, cfg = load_stage(args.params, "evaluate", EvaluateParams)
+        random.seed(base.seed)
+        np.random.seed(base.seed)
+        torch.manual_seed(base.seed)
+        device = base.torch_device()
+        tile, overlap = cfg.tiling()
+        sets = resolve_sets(Path(args.data) / "test", cfg.sets)
+        timer = StageTimer("evaluate", {"variant": args.variant, **as_dict(cfg)}, base)
+        remove_stale_temps(out_dir)  # what an interrupted earlier run left
+        if args.evalsets is not None:
+            for eval_set in sets[1:]:
+                check_manifest(eval_set, Path(args.evalsets) / eval_set.name)
 
-    model = load_model(train_dir, cfg.checkpoint, device)
-    with atomic_dir(out_dir) as tmp:
-        doc = run_evaluation(model, sets, tmp, stride=NETWORK_STRIDE, tile=tile, overlap=overlap, device=device,
-                             continue_on_error=cfg.continue_on_error, progress=not args.no_progress,
-                             variant=args.variant, checkpoint=cfg.checkpoint, train_dir=str(train_dir))
-        if cfg.tile_check is not None and tile is None:
-            check_overlap = default_overlap(cfg.tile_check, NETWORK_STRIDE)
-            doc["tiled_check"] = tiled_effect(model, sets[0], doc["sets"][sets[0].name], tile=cfg.tile_check,
-                                              overlap=check_overlap, device=device)
-            logger.info("evaluate@%s: tiled inference (tile %d) changes SAD by %+.4f on '%s'", args.variant,
-                        cfg.tile_check, doc["tiled_check"]["sad"]["delta"], sets[0].name)
-            write_json(tmp / "metrics.json", doc)
-        timer.write(tmp, outputs=["per_image.csv", "metrics.json", "pred/", "run.json"],
-                    n_images={name: s["n_images"] for name, s in doc["sets"].items()})
-    logger.info("evaluate@%s: SAD %s MSE %s Grad %s Conn %s over %s images (%s failed); results in %s (%.1f s)",
-                args.variant, doc.get("sad"), doc.get("mse"), doc.get("grad"), doc.get("conn"),
-                doc.get("n_images"), doc.get("n_failed"), out_dir, timer.elapsed())
+        choice = resolve_checkpoint(train_dir, cfg.checkpoint)
+        checkpoint = {**choice.record(), "val": validation_at(train_dir, choice.iteration)}
+        log.info("checkpoint: %s", choice.describe())
+        model = load_model(train_dir, choice.which, device)
+        with atomic_dir(out_dir) as tmp:
+            doc = run_evaluation(model, sets, tmp, stride=NETWORK_STRIDE, tile=tile, overlap=overlap, device=device,
+                                 continue_on_error=cfg.continue_on_error, progress=not args.no_progress,
+                                 variant=args.variant, checkpoint=checkpoint, train_dir=str(train_dir))
+            if cfg.tile_check is not None and tile is None:
+                check_overlap = default_overlap(cfg.tile_check, NETWORK_STRIDE)
+                doc["tiled_check"] = tiled_effect(model, sets[0], doc["sets"][sets[0].name], tile=cfg.tile_check,
+                                                  overlap=check_overlap, device=device)
+                log.info("tiled inference (tile %d) changes SAD by %+.4f on '%s'", cfg.tile_check,
+                         doc["tiled_check"]["sad"]["delta"], sets[0].name)
+                write_documents(tmp, doc)
+            timer.write(tmp, outputs=["metrics.json", "summary.json", "per_image.csv", "pred/", "run.json"],
+                        n_images={name: s["n_images"] for name, s in doc["sets"].items()})
     return doc
 
 

@@ -4,10 +4,12 @@
         --work work_dirs/train/a2u                                          # one process
     torchrun --nproc_per_node 2 stages/train.py a2u ... --launcher pytorch  # DDP (gloo on CPU, nccl on GPU)
 
-Reads params sections `base` and `train` (`pipeline.matting.params.TrainParams`), merges them into the
-variant's config file and writes `--out` (best.pth, last.pth, config.py, train_log.txt, dvclive/,
-summary.json, run.json). Resumable checkpoints live in `--work`/<run fingerprint>/: rerunning after an
-interruption continues from the last checkpoint and ends with the weights of an uninterrupted run.
+Reads params sections `base` and `train` (`pipeline.matting.params.TrainParams`). The recipe is the profile's
+config file in `--configs` (`*_<base.profile>.py`, or `train.config`); the variant (any registered operator pair)
+becomes `model.network.upsampler` and the non-null train keys override the config. Writes `--out` (last.pth,
+best.pth when the run validated, config.py = the configuration that ran, train_log.txt, dvclive/, summary.json,
+run.json). Resumable checkpoints live in `--work`/<run fingerprint>/: rerunning after an interruption continues
+from the last checkpoint and ends with the weights of an uninterrupted run.
 """
 from __future__ import annotations
 
@@ -20,18 +22,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.core.io import remove_stale_temps  # noqa: E402
-from pipeline.core.params import ParamsError, as_dict, load_stage  # noqa: E402
+from pipeline.core.logs import stage_logging  # noqa: E402
+from pipeline.core.params import ParamsError, as_dict  # noqa: E402
 from pipeline.core.runinfo import StageTimer  # noqa: E402
-from pipeline.matting.params import TrainParams  # noqa: E402
-from pipeline.matting.train import config_for_variant, export_training, run_training, training_config  # noqa: E402
+from pipeline.matting.params import load_train_params  # noqa: E402
+from pipeline.matting.train import (export_training, recipe, resolve_config_file, run_training,  # noqa: E402
+                                    training_config)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variant", help="one of params.yaml train.variants, e.g. bilinear or a2u")
+    parser.add_argument("variant", help="one of params.yaml train.variants (a registered operator pair), e.g. a2u")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--data", default="data/composed", help="the composed set (compose stage output)")
-    parser.add_argument("--configs", default="configs/matting", help="folder of the variants' config files")
+    parser.add_argument("--configs", default="configs/matting", help="folder of the profiles' config files")
     parser.add_argument("--out", default=None, help="output folder (default: results/train/<variant>)")
     parser.add_argument("--work", default=None, help="resumable runs (default: work_dirs/train/<variant>)")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
@@ -52,27 +56,33 @@ def _complexity(model, size: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    base, train = load_stage(args.params, "train", TrainParams)
-    if args.variant not in train.variants:
-        raise ParamsError(f"variant {args.variant!r} is not in params.yaml train.variants {list(train.variants)}")
     out_dir = Path(args.out or f"results/train/{args.variant}")
-    work_root = Path(args.work or f"work_dirs/train/{args.variant}")
-    timer = StageTimer("train", {"variant": args.variant, **as_dict(train)}, base)
-    if int(os.environ.get("RANK", "0")) == 0:
-        remove_stale_temps(out_dir)  # what an interrupted export left (checkpoint saves: cleaned per run)
-    cfg = training_config(config_for_variant(args.variant, args.configs), train, seed=base.seed,
-                          data_root=args.data, work_root=work_root, launcher=args.launcher)
-    result = run_training(cfg)
-    summary = {"variant": args.variant, "params": sum(p.numel() for p in result.runner.model.parameters()),
-               "profile": base.profile, "wall_time_s": round(timer.elapsed(), 2), "train_params": as_dict(train),
-               "config_file": str(cfg.filename), "iters": train.iters, "crop": train.crop,
-               "batch_size": train.batch_size, "val_interval": train.val_interval, "lr": train.lr}
-    if result.runner.rank == 0:
-        summary["complexity"] = _complexity(result.runner.model, size=train.flops_size)
-    export_training(result, out_dir, summary=summary, timer=timer)
-    if result.runner.rank == 0:
-        print(f"train@{args.variant}: profile {base.profile}, {train.iters} iterations, final val "
-              f"{result.final_val}; outputs in {out_dir}/ ({timer.elapsed():.1f} s)")
+    with stage_logging(f"train@{args.variant}", out_dir) as log:
+        base, train = load_train_params(args.params)
+        if args.variant not in train.variants:
+            raise ParamsError(f"variant {args.variant!r} is not in params.yaml train.variants {list(train.variants)}")
+        work_root = Path(args.work or f"work_dirs/train/{args.variant}")
+        timer = StageTimer("train", {"variant": args.variant, **as_dict(train)}, base)
+        if int(os.environ.get("RANK", "0")) == 0:
+            remove_stale_temps(out_dir)  # what an interrupted export left (checkpoint saves: cleaned per run)
+        config_file = resolve_config_file(train, base.profile, args.configs)
+        cfg = training_config(config_file, train, seed=base.seed, data_root=args.data, work_root=work_root,
+                              launcher=args.launcher, variant=args.variant)
+        resolved = recipe(cfg)
+        log.info("%s: %d iterations, crop %d, batch %d, validation every %s; MMEngine log in %s", config_file.name,
+                 resolved["iters"], resolved["crop"], resolved["batch_size"], resolved["val_interval"], cfg.work_dir)
+        result = run_training(cfg)
+        summary = {"variant": args.variant, "params": sum(p.numel() for p in result.runner.model.parameters()),
+                   "profile": base.profile, "wall_time_s": round(timer.elapsed(), 2), "train_params": as_dict(train),
+                   "config_file": str(config_file), "recipe": resolved,
+                   **{key: resolved[key] for key in ("iters", "crop", "batch_size", "val_interval", "lr")}}
+        if result.runner.rank == 0:
+            summary["complexity"] = _complexity(result.runner.model, size=train.flops_size or resolved["crop"])
+        export_training(result, out_dir, summary=summary, timer=timer)
+        if result.runner.rank == 0:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in result.final_val.items())
+            log.info("encoder %s; final validation: %s", result.encoder_init.get("checkpoint") or "random init",
+                     shown or "none (the run did not validate)")
 
 
 if __name__ == "__main__":

@@ -7,21 +7,30 @@ Every ×2 stage is delegated to an operator pair (`pairs[i].down`), in this orde
     3. the same in layer3 (256 × H/8).
 The states come back so the decoder can consume them in reverse order. Output stride is 16.
 
-`load_encoder_weights` loads a local ResNet-34 checkpoint: either this encoder's own state_dict or
-torchvision-style `resnet34` keys. The stride-2 stem weights are reused at stride 1 and extra input channels
-(the trimap) get zero weights; layer3 blocks 4–5, layer4 and fc have no target and are dropped (as the
-official code drops mapillary's mod4.block5/6 and mod5). Nothing is downloaded.
+Pretrained ImageNet weights are an MMEngine `init_cfg`: `A2UResNetEncoder(init_cfg=dict(type='Pretrained',
+checkpoint=...))` loads them in `init_weights()` (which MMEngine's `Runner.train()` calls), through MMEngine's
+`PretrainedInit`; a load-state-dict pre-hook converts torchvision and official (mapillary) ResNet-34 keys, widens
+the stem to the trimap channel (zero) and refuses a partial load. Formats, key map and the download cache:
+`models.matting.pretrained`. `load_encoder_weights(encoder, path)` does the same for a local file by hand.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 import torch
+from mmengine.dist import barrier, get_dist_info
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import initialize
 from torch import nn
 
 from models.matting.blocks import BasicBlock, PairDownsamplingBlock, conv_abn
+from models.matting.pretrained import (EncoderWeightsError, LoadReport, convert_on_load, ensure_cached, is_url,
+                                       map_official_resnet34, map_torchvision_resnet34)
+
+__all__ = ["A2UResNetEncoder", "EncoderFeatures", "PAIR_CHANNELS", "load_encoder_weights",
+           "map_official_resnet34", "map_torchvision_resnet34"]
 
 #: Channels of the feature each of the four pairs downsamples (and later upsamples).
 PAIR_CHANNELS = (64, 64, 128, 256)
@@ -37,17 +46,21 @@ class EncoderFeatures(NamedTuple):
     states: tuple[Any, Any, Any, Any]
 
 
-class A2UResNetEncoder(nn.Module):
+class A2UResNetEncoder(BaseModule):
     """ResNet-34 layers 0–3 ([3, 4, 4] basic blocks) with pair-driven downsampling.
 
     Args:
         in_channels (int): input channels (RGB + trimap). Default: 4.
         num_blocks (Sequence[int]): basic blocks in layer1/2/3, each counting layer2/3's downsampling block.
             Default: (3, 4, 4).
+        init_cfg (dict | list[dict] | None): MMEngine initialisation, applied by `init_weights()`; typically
+            `dict(type='Pretrained', checkpoint=<file or https URL>)` (torchvision, official or own keys).
+            None: the network's spec-5.3 random initialisation stays. Default: None.
     """
 
-    def __init__(self, in_channels: int = 4, num_blocks: Sequence[int] = (3, 4, 4)) -> None:
-        super().__init__()
+    def __init__(self, in_channels: int = 4, num_blocks: Sequence[int] = (3, 4, 4),
+                 init_cfg: dict | list[dict] | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
         if len(num_blocks) != 3 or min(num_blocks) < 1:
             raise ValueError(f"num_blocks must be three positive ints, got {tuple(num_blocks)}")
         self.in_channels = in_channels
@@ -58,6 +71,52 @@ class A2UResNetEncoder(nn.Module):
         self.layer2_2 = nn.Sequential(*[BasicBlock(128) for _ in range(num_blocks[1] - 1)])
         self.layer3_1 = PairDownsamplingBlock(128, 256)
         self.layer3_2 = nn.Sequential(*[BasicBlock(256) for _ in range(num_blocks[2] - 1)])
+        #: What the last pretrained load did (None: random init); set by the conversion pre-hook.
+        self.pretrained_report: LoadReport | None = None
+        self._pretrained_loading: str | None = None
+        self.register_load_state_dict_pre_hook(convert_on_load)
+
+    def _init_cfgs(self) -> tuple[list[dict], list[dict]]:
+        cfgs = [] if not self.init_cfg else [self.init_cfg] if isinstance(self.init_cfg, dict) else list(self.init_cfg)
+        pretrained = [dict(c) for c in cfgs if c.get("type") == "Pretrained"]
+        if len(pretrained) > 1:
+            raise ValueError(f"encoder init_cfg names {len(pretrained)} 'Pretrained' checkpoints; give one")
+        return [dict(c) for c in cfgs if c.get("type") != "Pretrained"], pretrained
+
+    def init_weights(self) -> None:
+        """Apply `init_cfg` with MMEngine's initialisers; a 'Pretrained' checkpoint must fill the whole encoder.
+
+        The random spec-5.3 initialisation of the convs is the network's (`A2UMattingNet.init_weights`, which
+        calls this afterwards); this method never re-randomises (MMEngine's default recursion would re-run mmcv
+        `ConvModule.init_weights`, a kaiming init). An https checkpoint is fetched into torch.hub's cache first
+        (rank 0, hash-checked), then MMEngine's `PretrainedInit` loads it. Logs which weights were loaded and how
+        many tensors matched, or "encoder: random init".
+        """
+        others, pretrained = self._init_cfgs()
+        if others:
+            initialize(self, others)
+        if not pretrained:
+            self.pretrained_report = None
+            print_log("encoder: random init (spec 5.3: xavier_normal convs, BN weight 1 / bias 0; no 'Pretrained' "
+                      "init_cfg)", logger="current")
+            return
+        checkpoint = str(pretrained[0]["checkpoint"])
+        if is_url(checkpoint):
+            rank, world_size = get_dist_info()
+            if rank == 0:
+                ensure_cached(checkpoint)
+            if world_size > 1:
+                barrier()
+        self.pretrained_report, self._pretrained_loading = None, checkpoint
+        try:
+            initialize(self, pretrained)  # MMEngine's PretrainedInit -> load_checkpoint -> convert_on_load
+        finally:
+            self._pretrained_loading = None
+        if self.pretrained_report is None:
+            raise EncoderWeightsError(f"{checkpoint}: nothing was loaded into the encoder (check the init_cfg's "
+                                      f"'prefix')")
+        print_log(self.pretrained_report.line(), logger="current")
+        self._is_init = True
 
     def forward(self, x: torch.Tensor, pairs: Sequence[nn.Module]) -> EncoderFeatures:
         """Encode (N, in_channels, H, W) with H, W multiples of 16; `pairs` are the four stage pairs."""
@@ -71,93 +130,24 @@ class A2UResNetEncoder(nn.Module):
         return EncoderFeatures(l0p, l1, l2, l3, (state0, state1, state2, state3))
 
 
-_TV_BLOCK = re.compile(r"^layer([123])\.(\d+)\.(.+)$")
-_TV_PARTS = {"conv1.weight": "conv1.conv.weight", "conv2.weight": "conv2.conv.weight",
-             "downsample.0.weight": "shortcut.conv.weight"}
-_TV_NORMS = {"bn1.": "conv1.bn.", "bn2.": "conv2.bn.", "downsample.1.": "shortcut.bn."}
+def load_encoder_weights(encoder: A2UResNetEncoder, path: str | Path) -> LoadReport:
+    """Load a local ResNet-34 checkpoint (torchvision, official or own keys) into `encoder`, in place.
 
-
-def _map_block_suffix(suffix: str) -> str | None:
-    """torchvision block-internal name -> ours (`conv1.weight` -> `conv1.conv.weight`, `bn1.x` -> `conv1.bn.x`)."""
-    if suffix in _TV_PARTS:
-        return _TV_PARTS[suffix]
-    for source, target in _TV_NORMS.items():
-        if suffix.startswith(source):
-            return target + suffix[len(source):]
-    return None
-
-
-def map_torchvision_resnet34(state_dict: dict[str, torch.Tensor], num_blocks: Sequence[int] = (3, 4, 4),
-                             ) -> dict[str, torch.Tensor]:
-    """Rename torchvision `resnet34` keys to `A2UResNetEncoder` keys, dropping those with no target.
-
-    `conv1.weight` keeps its 3 input channels here; `load_encoder_weights` widens it.
-    Raises KeyError naming any key of an unexpected form.
+    The same conversion and completeness check as the `init_cfg` path; returns its `LoadReport`. Raises
+    FileNotFoundError for a missing file and `EncoderWeightsError` (a ValueError) naming the file for a mismatch.
     """
-    mapped: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        if key == "conv1.weight":
-            mapped["layer0.conv.weight"] = value
-            continue
-        if key.startswith("bn1."):
-            mapped["layer0.bn." + key[len("bn1."):]] = value
-            continue
-        if key.startswith(("layer4.", "fc.")):
-            continue
-        match = _TV_BLOCK.match(key)
-        suffix = _map_block_suffix(match.group(3)) if match else None
-        if match is None or suffix is None:
-            raise KeyError(f"unexpected key {key!r} in a torchvision-style resnet34 state_dict")
-        stage, index = int(match.group(1)), int(match.group(2))
-        if index >= num_blocks[stage - 1]:
-            continue  # layer3 blocks 4-5 of ResNet-34 have no target (structure [3, 4, 4])
-        if stage == 1:
-            prefix = f"layer1.{index}."
-        elif index == 0:
-            prefix = f"layer{stage}_1."
-        else:
-            prefix = f"layer{stage}_2.{index - 1}."
-        mapped[prefix + suffix] = value
-    return mapped
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file holding a state_dict (optionally under 'state_dict'), minus an 'encoder.' prefix."""
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"encoder_weights file {str(path)!r} does not exist (nothing is downloaded)")
+        raise FileNotFoundError(f"encoder weights file {str(path)!r} does not exist")
     loaded = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise ValueError(f"encoder_weights file {str(path)!r} does not hold a state_dict of tensors")
-    return {k[len("encoder."):] if k.startswith("encoder.") else k: v for k, v in loaded.items()}
-
-
-def load_encoder_weights(encoder: A2UResNetEncoder, path: str | Path) -> None:
-    """Load pretrained ResNet-34 weights from a local file into `encoder` (in place).
-
-    Accepts the encoder's own state_dict (strict) or torchvision `resnet34` keys (detected by `conv1.weight`).
-    The 7×7 stem filters are copied into the first 3 input channels; the others (trimap) are set to zero.
-    Raises FileNotFoundError for a missing file and KeyError/ValueError naming the file for a mismatch.
-    """
-    path = Path(path)
-    state_dict = _read_state_dict(path)
-    if "conv1.weight" in state_dict:
-        state_dict = map_torchvision_resnet34(state_dict, encoder.num_blocks)
-    stem_key = "layer0.conv.weight"
-    own = encoder.state_dict()
-    if stem_key in state_dict and state_dict[stem_key].shape != own[stem_key].shape:
-        stem = state_dict[stem_key]
-        if stem.shape[0] != own[stem_key].shape[0] or stem.shape[2:] != own[stem_key].shape[2:] \
-                or stem.shape[1] > own[stem_key].shape[1]:
-            raise ValueError(f"{path}: stem weight shape {tuple(stem.shape)} does not fit "
-                             f"{tuple(own[stem_key].shape)}")
-        widened = torch.zeros_like(own[stem_key])
-        widened[:, :stem.shape[1]] = stem
-        state_dict[stem_key] = widened
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    if missing or unexpected:
-        raise KeyError(f"{path}: encoder weights do not match; missing {missing[:5]} ({len(missing)}), "
-                       f"unexpected {unexpected[:5]} ({len(unexpected)})")
-    encoder.load_state_dict(state_dict, strict=True)
+        raise EncoderWeightsError(f"encoder weights file {str(path)!r} does not hold a state_dict of tensors")
+    encoder._pretrained_loading = str(path)
+    try:
+        encoder.load_state_dict(loaded, strict=True)
+    finally:
+        encoder._pretrained_loading = None
+    assert encoder.pretrained_report is not None
+    return encoder.pretrained_report

@@ -10,6 +10,13 @@ bilinear / max-pool baseline; +40,232 (a2u) and +220,448 (a2u-unshared).
 Parameter names: `encoder.*` is the pretrained ResNet part (the official 1e-4 learning rate, layer0
 included); `pairs.*` (kernel generators), `aspp.*` and `decoder.*` are new (0.01).
 
+Initialisation (MMEngine style): building the network applies the spec-5.3 random initialisation (every
+Conv2d xavier_normal, BN 1/0) so a built network is usable at once; `init_weights()` — which MMEngine's
+`Runner.train()` calls before the first iteration — applies it again and then the encoder's `init_cfg`
+(`encoder_init_cfg=dict(type='Pretrained', checkpoint=...)`: ImageNet ResNet-34 weights, see
+`models.matting.pretrained`), so nothing overwrites the pretrained encoder. Without `encoder_init_cfg` this is
+exactly the earlier plain-`nn.Module` behaviour (same draws, same order).
+
 Deliberate choices, against the official code:
     - plain BatchNorm + LeakyReLU(0.01) instead of inplace-ABN (same parameters and maths);
     - the spec 5.3 initialisation is applied to every Conv2d of the network, the pairs' included (as the
@@ -19,16 +26,17 @@ Deliberate choices, against the official code:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import initialize
 from torch import nn
 
 from models.matting.aspp import ASPP
 from models.matting.blocks import LEAKY_SLOPE, ChannelPreservingPair
 from models.matting.decoder import A2UDecoder
-from models.matting.encoder import PAIR_CHANNELS, A2UResNetEncoder, load_encoder_weights
+from models.matting.encoder import PAIR_CHANNELS, A2UResNetEncoder
 from models.ops.pairs import build_pair
 from models.registry import MODELS
 
@@ -57,7 +65,7 @@ def build_matting_pair(upsampler: str, channels: int, pair_cfg: Mapping[str, Any
 
 
 @MODELS.register_module()
-class A2UMattingNet(nn.Module):
+class A2UMattingNet(BaseModule):
     """ResNet-34 [3, 4, 4] encoder + ASPP + additive-skip decoder, every ×2 stage an operator pair.
 
     Args:
@@ -67,13 +75,17 @@ class A2UMattingNet(nn.Module):
             Default: None.
         aspp (bool): use the ASPP context module (the official `adobe.yaml` does). Default: True.
         in_channels (int): input channels (normalised RGB + trimap). Default: 4.
-        encoder_weights (str | Path | None): local ResNet-34 checkpoint loaded into the encoder after the
-            initialisation (see `load_encoder_weights`); nothing is downloaded. Default: None.
+        encoder_init_cfg (dict | None): MMEngine `init_cfg` of the encoder, applied by `init_weights()`, e.g.
+            `dict(type='Pretrained', checkpoint='https://download.pytorch.org/models/resnet34-b627a593.pth')`
+            (torchvision, official or own ResNet-34 keys; a local file or an https URL). Default: None (random).
+        init_cfg (dict | list[dict] | None): MMEngine `init_cfg` of the whole network, applied by
+            `init_weights()` after the spec-5.3 init and the encoder's. Default: None.
     """
 
     def __init__(self, upsampler: str = "bilinear", pair_cfg: Mapping[str, Any] | None = None, aspp: bool = True,
-                 in_channels: int = 4, encoder_weights: str | Path | None = None) -> None:
-        super().__init__()
+                 in_channels: int = 4, encoder_init_cfg: dict | None = None,
+                 init_cfg: dict | list[dict] | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
         if not isinstance(upsampler, str):
             raise TypeError(f"upsampler must be a pair name (str), got {type(upsampler).__name__}")
         if in_channels < 1:
@@ -81,14 +93,20 @@ class A2UMattingNet(nn.Module):
         self.upsampler = upsampler
         self.in_channels = in_channels
         self.pairs = nn.ModuleList(build_matting_pair(upsampler, c, pair_cfg) for c in PAIR_CHANNELS)
-        self.encoder = A2UResNetEncoder(in_channels)
+        self.encoder = A2UResNetEncoder(in_channels, init_cfg=encoder_init_cfg)
         self.aspp = ASPP(256, 256) if aspp else None
         self.decoder = A2UDecoder(in_channels)
-        self.init_weights()
-        if encoder_weights is not None:
-            load_encoder_weights(self.encoder, encoder_weights)
+        self.spec_init()
 
     def init_weights(self) -> None:
+        """MMEngine initialisation: the spec-5.3 init, then the encoder's `init_cfg` (pretrained), then `init_cfg`."""
+        self.spec_init()
+        self.encoder.init_weights()
+        if self.init_cfg:
+            initialize(self, self.init_cfg)
+        self._is_init = True
+
+    def spec_init(self) -> None:
         """Spec 5.3: every Conv2d xavier_normal (gain sqrt(2/(1+0.01²))) with zero bias; BN γ=1, β=0."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):

@@ -4,7 +4,9 @@ Output contract (other stages code against it):
   train/fg/<name>.png, train/alpha/<name>.png, train/fg_list.txt, train/bg_list.txt (paths relative to train/
   or absolute), train/bg/*.png (synthetic only); val/ and test/ {image,alpha,trimap[,fg,bg]}/<name>.png with
   list.txt; manifest.jsonl; summary.json (counts, source, params, set_hash).
-Train, val and test foregrounds are disjoint: val foregrounds are held out of the training list (seeded).
+Train, val and test foregrounds are disjoint: val foregrounds are held out of the training list (seeded). comp1k
+holds none out by default (the published protocol trains on all 431 foregrounds; its val/ split is empty, and
+validation data comes from `train.val_source`).
 """
 from __future__ import annotations
 
@@ -97,7 +99,11 @@ def real_jobs(cfg: ComposeParams, seed: int, layout: layouts.RealLayout) -> tupl
     n_bg_test = sub.n_bg_test if sub.n_bg_test is not None else (20 if source != "folder" else 1)
     n_bg_val = sub.n_bg_val if sub.n_bg_val is not None else min(2, n_bg_train)
     write_test_fg_bg = sub.write_test_fg_bg if sub.write_test_fg_bg is not None else source != "comp1k"
-    n_val = min(cfg.n_val, max(0, len(layout.train) - 1))
+    n_val = sub.n_val if sub.n_val is not None else (0 if source == "comp1k" else cfg.n_val)
+    if source == "comp1k" and n_val:
+        logger.warning("compose.comp1k.n_val = %d: %d training foregrounds are held out for validation, which "
+                       "departs from the published protocol (all 431 train)", n_val, n_val)
+    n_val = min(n_val, max(0, len(layout.train) - 1))
     rng = np.random.default_rng([seed, _SPLIT, 1])
     val_ids = set(rng.choice(len(layout.train), size=n_val, replace=False).tolist()) if n_val else set()
     train_ids = [i for i in range(len(layout.train)) if i not in val_ids]

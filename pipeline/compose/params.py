@@ -13,6 +13,9 @@ SOURCES = ("synthetic", "comp1k", "d646", "folder")
 class RealSourceParams:
     """Settings shared by the real-data sources (`compose.comp1k`, `compose.d646`, `compose.folder`).
 
+    n_val: training foregrounds held out as the validation split (null: none for comp1k — the published protocol
+        trains on all 431 Adobe training foregrounds; compose.n_val for d646 and folder). A comp1k value > 0
+        departs from the protocol on purpose (validation data then comes out of the training set).
     n_bg_train: backgrounds per training foreground (null: 100 for comp1k, else 1; comp1k consumes its list in
         order and fails when it is short).
     n_bg_val, n_bg_test: composites per validation / test foreground (null: min(2, n_bg_train); 20 for comp1k
@@ -21,6 +24,7 @@ class RealSourceParams:
     max_train_fg, max_test_fg: use only the first N foregrounds (null: all).
     """
 
+    n_val: int | None = None
     n_bg_train: int | None = None
     n_bg_val: int | None = None
     n_bg_test: int | None = None
@@ -32,7 +36,7 @@ class RealSourceParams:
         for key in ("n_bg_train", "n_bg_val", "n_bg_test"):
             value = getattr(self, key)
             check(value is None or value >= 1, f"compose.{section}.{key}", "must be null or >= 1", value)
-        for key in ("max_train_fg", "max_test_fg"):
+        for key in ("n_val", "max_train_fg", "max_test_fg"):
             value = getattr(self, key)
             check(value is None or value >= 0, f"compose.{section}.{key}", "must be null or >= 0", value)
 
@@ -80,8 +84,9 @@ class ComposeParams:
     """Settings of the compose stage.
 
     source: synthetic (procedural, embedded: the default) | comp1k | d646 | folder (then its sub-section).
-    n_train_fg, n_val, n_test, size: the procedural set's sizes (n_val/n_test also cap a folder source's
-        validation and test splits); size is the side of every synthetic image.
+    n_train_fg, n_val, n_test, size: the procedural set's sizes; size is the side of every synthetic image.
+        n_val is also the validation split held out of a d646 or folder source's training foregrounds (not
+        comp1k's: see `compose.comp1k.n_val`), n_test caps a folder source's test split.
     n_train_bg: procedural training backgrounds (null: max(8, n_train_fg)).
     n_bg_val, n_bg_test: composites per procedural validation / test foreground.
     workers: composition processes (null: min(2, CPU count)).

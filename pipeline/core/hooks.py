@@ -76,6 +76,8 @@ class ExactResumeHook(Hook):
             if isinstance(value, dict) and value.get(BUFFER_KEY):
                 scalars[key] = HistoryBuffer(list(value["log_history"]), list(value["count_history"]),
                                              value["max_length"])
+        if not getattr(runner, "_resume", False):
+            return  # loading weights to test or fine-tune: the RNG stays as seeded
         state = checkpoint.get(RNG_KEY)
         if state is None:
             runner.logger.warning("checkpoint has no RNG state: a resumed run may differ from an uninterrupted one")

@@ -40,6 +40,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from pipeline.core.io import write_json
+from pipeline.core.logs import QuietConsoleMixin
 
 logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -175,8 +176,11 @@ class _FormattedOnceConfig(Config):
 
 
 @RUNNERS.register_module()
-class AtomicCheckpointRunner(Runner):
-    """MMEngine Runner whose checkpoints appear only complete: saved to `.<name>.tmp`, then renamed."""
+class AtomicCheckpointRunner(QuietConsoleMixin, Runner):
+    """MMEngine Runner whose checkpoints appear only complete: saved to `.<name>.tmp`, then renamed.
+
+    Its console is quiet (`pipeline.core.logs.QuietConsoleMixin`): MMEngine's INFO output goes to the log file.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -3,7 +3,8 @@
 MMEngine keeps full checkpoints (`iter_<n>.pth`, `best_val_sad_iter_<n>.pth`, written atomically by
 `pipeline.core.runs.AtomicCheckpointRunner`) in the training work dir. The train stage exports slim copies —
 `{'state_dict': ..., 'meta': {...}}`, no optimiser state — as `best.pth` and `last.pth` next to `config.py` in
-`results/train/<variant>/`, and records each one's sha256 and size in `summary.json` (`checkpoints`).
+`results/train/<variant>/`, and records each one's sha256 and size in `summary.json` (`checkpoints.best`,
+`checkpoints.last`).
 
 `load_matting_model(train_dir, which, verify=True)` is the one way to get a trained model back (evaluation,
 test and demo tools): it checks the file against the recorded sha256 when there is one, checks the zip archive's
@@ -44,14 +45,17 @@ def checkpoint_record(path: str | Path) -> dict[str, Any]:
 
 
 def recorded_checkpoint(train_dir: str | Path, name: str) -> dict[str, Any] | None:
-    """The record of `name` (e.g. 'best.pth') in `train_dir/summary.json`, or None when none was written."""
+    """The record of checkpoint `name` ('best.pth' or 'best') in `train_dir/summary.json` (`checkpoints: {best:
+    {iter, selected_by, sha256, bytes}, last: {...}}`), or None when there is none (then only the file itself is
+    checked)."""
     summary = Path(train_dir) / SUMMARY
     if not summary.is_file():
         return None
     try:
-        return (json.loads(summary.read_text()).get("checkpoints") or {}).get(name)
+        record = (json.loads(summary.read_text()).get("checkpoints") or {}).get(Path(name).stem)
     except (json.JSONDecodeError, AttributeError) as exc:
         raise CheckpointError(f"{summary}: not a readable training summary ({exc})") from exc
+    return record if isinstance(record, dict) else None
 
 
 def verify_checkpoint_file(path: str | Path, expected: dict[str, Any] | None = None) -> None:

@@ -88,7 +88,8 @@ class OnlineCompositionDataset(BaseDataset):
 
 @DATASETS.register_module()
 class MattingValDataset(BaseDataset):
-    """Held-out validation images at full size: `val/{image,alpha,trimap}/<name>.png` listed in `val/list.txt`.
+    """Validation images at full size: `{image,alpha,trimap}/<name>.png` listed in `list.txt` (every
+    `image/*.png`, sorted, when the folder has no list.txt): the composed held-out `val/` split or a folder.
 
     Args:
         data_root (str): the composed validation folder (e.g. `data/composed/val`).
@@ -102,12 +103,16 @@ class MattingValDataset(BaseDataset):
     def load_data_list(self) -> list[dict]:
         root = Path(self.data_root)
         items = []
-        for name in read_list(root / "list.txt"):
+        names = read_list(root / "list.txt") if (root / "list.txt").is_file() else \
+            sorted(p.stem for p in (root / "image").glob("*" + IMAGE_SUFFIX))
+        if not names:
+            raise ValueError(f"{root}: no validation images (no list.txt and no image/*{IMAGE_SUFFIX})")
+        for name in names:
             item = {"name": Path(name).stem}
             for kind in ("image", "alpha", "trimap"):
                 path = root / kind / _file_name(name)
                 if not path.is_file():
-                    raise FileNotFoundError(f"{path}: listed in {root / 'list.txt'} but missing")
+                    raise FileNotFoundError(f"{path}: validation sample {name!r} of {root} has no {kind}")
                 item[f"{kind}_path"] = str(path)
             items.append(item)
         return items

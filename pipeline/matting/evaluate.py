@@ -131,7 +131,7 @@ def _evaluate_image(model_fn: ModelFn, eval_set: EvalSet, name: str, pred_dir: P
 
 
 def metrics_document(set_results: Iterable[SetResult], **extra: Any) -> dict[str, Any]:
-    """metrics.json content: per set summaries, and the default set's means and counts at the top level."""
+    """summary.json content: per set summaries, and the default set's means and counts at the top level."""
     sets = {r.name: r.summary() for r in set_results}
     doc: dict[str, Any] = {"sets": sets, **extra}
     default = sets.get(DEFAULT_SET) or next(iter(sets.values()), None)
@@ -140,6 +140,27 @@ def metrics_document(set_results: Iterable[SetResult], **extra: Any) -> dict[str
             doc[metric] = default[metric]["mean"]
         doc["n_images"], doc["n_failed"] = default["n_images"], default["n_failed"]
     return doc
+
+
+def dvc_metrics(doc: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json content (a DVC metric): the default set's mean SAD/MSE/Grad/Conn at the top level and each
+    further set's under its name, e.g. {"sad": 5.03, "mse": 0.148, "grad": 6.27, "conn": 5.09,
+    "alphamatting": {"sad": ...}}. Nothing else (counts, std, settings) so `dvc metrics show/diff` and
+    `dvc exp show` list only what is compared across runs; the rest is in summary.json."""
+    out: dict[str, Any] = {}
+    for name, summary in doc.get("sets", {}).items():
+        values = {m: summary[m]["mean"] for m in METRIC_NAMES if summary.get(m, {}).get("mean") is not None}
+        if name == DEFAULT_SET:
+            out = {**values, **out}
+        elif values:
+            out[name] = values
+    return out
+
+
+def write_documents(out_dir: str | Path, doc: dict[str, Any]) -> None:
+    """Write summary.json (everything) and metrics.json (`dvc_metrics`) into `out_dir`."""
+    write_json(Path(out_dir) / "summary.json", doc)
+    write_json(Path(out_dir) / "metrics.json", dvc_metrics(doc))
 
 
 def per_image_csv(set_results: Iterable[SetResult]) -> str:
@@ -158,9 +179,10 @@ def run_evaluation(model_fn: ModelFn, eval_sets: list[EvalSet], out_dir: str | P
                    stride: int = NETWORK_STRIDE, tile: int | None = None, overlap: int | None = None,
                    device: str | torch.device = "cpu", continue_on_error: bool = False, progress: bool = True,
                    **extra: Any) -> dict[str, Any]:
-    """Evaluate every set into `out_dir` (pred/<set>/<name>.png, per_image.csv, metrics.json); returns metrics.
+    """Evaluate every set into `out_dir` (pred/<set>/<name>.png, per_image.csv, summary.json, metrics.json);
+    returns the summary.
 
-    `extra` is stored in metrics.json as is (e.g. the checkpoint and the tile setting).
+    `extra` is stored in summary.json as is (e.g. the checkpoint and the tile setting).
     """
     out_dir = Path(out_dir)
     results = []
@@ -169,11 +191,13 @@ def run_evaluation(model_fn: ModelFn, eval_sets: list[EvalSet], out_dir: str | P
                                     overlap=overlap, device=device, continue_on_error=continue_on_error,
                                     progress=progress))
         summary = results[-1].summary()
-        logger.info("set '%s': %d images, %d failed, SAD %s", eval_set.name, summary["n_images"],
-                    summary["n_failed"], summary["sad"]["mean"])
+        means = "  ".join(f"{m.upper() if m in ('sad', 'mse') else m.capitalize()} {summary[m]['mean']:.4g}"
+                          for m in METRIC_NAMES if summary[m]["mean"] is not None)
+        logger.info("set '%s': %s over %d images (%d failed)", eval_set.name, means or "no metrics",
+                    summary["n_images"], summary["n_failed"])
     doc = metrics_document(results, tile=tile, overlap=overlap, stride=stride, **extra)
     write_text(out_dir / "per_image.csv", per_image_csv(results))
-    write_json(out_dir / "metrics.json", doc)
+    write_documents(out_dir, doc)
     return doc
 
 

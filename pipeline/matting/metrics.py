@@ -21,7 +21,7 @@ Single precision matters for Conn only: 51, 102, 153 and 204 are exactly 0.2/0.4
 they round up and pass the threshold, in float64 they fall just below it. Sums are accumulated in float64 here
 (the reference sums single values); on the golden cases this agrees to ≤ 2e-6 relative (tests: 1e-5).
 
-Known differences from Python ports, measured on the 45 golden cases of `../shared/golden` (relative error of
+Known differences from Python ports, measured on the 45 golden cases of the test suite (relative error of
 the port against the reference: median / max over the 39 real cases, then the worst synthetic case; computed
 with re-implementations of each port's formulas in a scratch script, the ports are not shipped):
 

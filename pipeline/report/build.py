@@ -1,8 +1,9 @@
 """Assemble the report from `results/` (and the composed test images for the qualitative grid).
 
-Sections: paper vs reproduced (matting), the matting table per variant, evaluation-only sets, the toy table
-("protocol: ours"), operator speed, figures, provenance. Every number goes through `SourceReader`, so
-`results/report/cells.json` lists each printed cell with the file and key it came from.
+Sections, in order: *at a glance* (what this run can and cannot say about the paper's claim, and what was
+verified), paper vs this run (matting), the matting variants, evaluation-only sets and tiling, figures, the toy
+study, operator speed, provenance. Every number goes through `SourceReader`, so `results/report/cells.json`
+lists each printed cell with the file and key it came from; every matting number names its checkpoint.
 """
 from __future__ import annotations
 
@@ -20,8 +21,27 @@ from pipeline.report.cells import Cell, SourceReader, Table, fmt_number
 from pipeline.report.params import ReportParams
 
 MATTING_METRICS = ("sad", "mse", "grad", "conn")
+METRIC_TITLES = {"sad": "SAD", "mse": "MSE", "grad": "Grad", "conn": "Conn"}
 TOY_METRICS = ("psnr", "ssim", "mae", "mse")
+TOY_TITLES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "mae": "MAE", "mse": "MSE"}
+TOY_DECIMALS = {"psnr": 2, "ssim": 4, "mae": 4, "mse": 5}
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
+SOURCE_NAMES = {"synthetic": "procedural synthetic set (ours)", "comp1k": "Composition-1k",
+                "d646": "Distinctions-646", "folder": "user folder"}
+#: The verify stage's checks in the order the report lists them, with a plain-language title.
+VERIFY_TITLES = {"metric_parity": "SAD/MSE/Grad/Conn against the original MATLAB code",
+                 "operator_parity": "A2U/A2D reassembly kernels against loop references (float64)",
+                 "gradients": "backward passes of the reassembly kernels (gradcheck, float64)",
+                 "parameter_counts": "parameter counts against the official code",
+                 "onnx_parity": "ONNX export of an A2D/A2U pair, onnxruntime against PyTorch"}
+#: (group, key in verify.json, title) of the parameter-count rows, in the order the report shows them.
+PARAMETER_ROWS = (("network", "bilinear", "matting network, bilinear baseline"),
+                  ("network", "a2u extra", "added by A2U (channel-shared)"),
+                  ("network", "a2u extra without GroupNorm affine", "added by A2U without GroupNorm affine "
+                                                                    "(FADE's \"+38K\")"),
+                  ("network", "a2u-unshared extra", "added by A2U (channel-wise)"),
+                  ("generator", "shared C=64", "one kernel generator, C = 64 (78C + 74)"),
+                  ("generator", "unshared C=64", "one channel-wise generator, C = 64 (2C² + 78C + 72)"))
 
 
 @dataclass
@@ -31,6 +51,7 @@ class Report:
     title: str
     profile: str
     dataset: str
+    glance: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
     figures: dict[str, Path] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
@@ -48,57 +69,221 @@ def _variants(results: Path, kind: str) -> list[str]:
         if folder.is_dir() else []
 
 
+def _load(reader: SourceReader, path: Path) -> dict[str, Any]:
+    return reader.load(path) if path.is_file() else {}
+
+
+def compose_source(results: Path, reader: SourceReader) -> str | None:
+    """The compose stage's `compose.source` (synthetic, comp1k, ...), from its run.json."""
+    run = _load(reader, results / "compose" / "run.json")
+    return (run.get("params", {}).get("compose") or {}).get("source")
+
+
 def dataset_label(results: Path, reader: SourceReader) -> str:
     """Which data the matting numbers were measured on, from the compose stage's own record."""
-    run = results / "compose" / "run.json"
-    source = "unknown (no compose run.json)"
-    if run.is_file():
-        source = reader.load(run).get("params", {}).get("compose", {}).get("source", source)
-    names = {"synthetic": "procedural synthetic set (ours)", "comp1k": "Composition-1k",
-             "d646": "Distinctions-646", "folder": "user folder"}
-    return names.get(source, str(source))
+    source = compose_source(results, reader)
+    return "unknown (no compose run.json)" if source is None else SOURCE_NAMES.get(source, str(source))
 
 
+# ----------------------------------------------------------------------------------------------- checkpoints
+def checkpoint_cell(reader: SourceReader, summary: Path) -> Cell:
+    """'600 (best)': the iteration of the checkpoint the evaluate stage scored, and which one it was."""
+    which = (_load(reader, summary).get("checkpoint") or {}).get("which", "?")
+    cell = reader.get(summary, "checkpoint", "iter", fmt=lambda v: f"{v} ({which})" if v is not None else "")
+    if cell.source is None or cell.value is None:
+        return Cell(f"({which}, iteration unknown)")
+    return cell
+
+
+def checkpoint_label(reader: SourceReader, summary: Path) -> str:
+    """'best checkpoint, iteration 600' (plain text for labels and captions)."""
+    info = _load(reader, summary).get("checkpoint") or {}
+    which = info.get("which", "?")
+    return f"{which} checkpoint" + (f", iteration {info['iter']}" if info.get("iter") is not None else "")
+
+
+# ----------------------------------------------------------------------------------------------- at a glance
+def claim_table(results: Path, reader: SourceReader, paper_json: Path) -> tuple[Table, dict[str, Any]]:
+    """What the paper's claim needs against what this run had, row by row, and the verdict.
+
+    The claim can be reproduced only on the paper's data with the paper's budget; otherwise the verdict is
+    'not tested by this run', with the rows that differ as the reasons.
+    """
+    paper = reader.load(paper_json)
+    recipe, claim = paper["recipe"], paper["claim"]
+    base_v, method_v = claim["baseline"], claim["method"]
+    rows_by_variant: dict[str, int] = {}  # the first (published) row of each variant
+    for index, row in enumerate(paper["rows"]):
+        rows_by_variant.setdefault(row["variant"], index)
+    table = Table("claim", ["", "paper", "this run", "same?"],
+                  caption=f"The paper's claim: {claim['text']} (SAD {base_v} → {method_v}). A run can test it only "
+                          "on the paper's data with the paper's training budget.")
+    source = compose_source(results, reader)
+    reasons = []
+
+    def add(name: str, paper_cell: Cell | str, ours: Cell | str, same: bool | None) -> None:
+        table.add(name, paper_cell, ours, {True: "yes", False: "no", None: "–"}[same])
+        if same is False:
+            reasons.append(name)
+
+    evaluated = next((results / "eval" / v / "summary.json" for v in (method_v, base_v)
+                      if (results / "eval" / v / "summary.json").is_file()), None)
+    label = SOURCE_NAMES.get(source, source) if source else dataset_label(results, reader)
+    ours_data = reader.get(evaluated, "sets", "test", "n_images", fmt=lambda v: f"{v} test images, {label}") \
+        if evaluated else Cell(label)
+    add("data", reader.get(paper_json, "recipe", "test_images", fmt=lambda v: f"{v:,} test images, Composition-1k"),
+        ours_data, source == recipe["source"] if source else None)
+    summaries = {v: results / "train" / v / "summary.json" for v in (base_v, method_v)}
+    summary = next((s for s in summaries.values() if s.is_file()), None)
+    for key, label in (("iters", "training iterations"), ("crop", "training crop"), ("batch_size", "batch size")):
+        ours = reader.get(summary, key) if summary else Cell("(not trained)")
+        add(label, reader.get(paper_json, "recipe", key), ours,
+            None if ours.value is None else int(ours.value) >= int(recipe[key]) if key == "iters"
+            else int(ours.value) == int(recipe[key]))
+    add("training seeds per variant", "1 (not stated)", "1", None)
+
+    sad_cells: dict[str, dict[str, Cell]] = {"paper": {}, "ours": {}}
+    for variant in (base_v, method_v):
+        if variant in rows_by_variant:
+            sad_cells["paper"][variant] = reader.get(paper_json, "rows", rows_by_variant[variant], "sad")
+        evaluated = results / "eval" / variant / "summary.json"
+        if evaluated.is_file():
+            sad_cells["ours"][variant] = reader.get(evaluated, "sets", "test", "sad", "mean")
+    gains = {}
+    for who, cells in sad_cells.items():
+        if len(cells) == 2 and cells[base_v].value:
+            gains[who] = (cells[base_v].value - cells[method_v].value) / cells[base_v].value
+    ours_text = "(not evaluated)"
+    if "ours" in gains:
+        b, m = sad_cells["ours"][base_v], sad_cells["ours"][method_v]
+        ours_text = Cell(f"{b.text} → {m.text} ({-gains['ours']:+.1%})", b.source, b.key, b.value)
+    paper_text = "–"
+    if "paper" in gains:
+        b, m = sad_cells["paper"][base_v], sad_cells["paper"][method_v]
+        paper_text = Cell(f"{b.text} → {m.text} ({-gains['paper']:+.1%})", b.source, b.key, b.value)
+    table.add(f"test SAD, {base_v} → {method_v}", paper_text, ours_text, "")
+
+    testable = not reasons and source == recipe["source"]
+    if not testable:
+        verdict = "not tested by this run"
+    else:
+        verdict = "reproduced" if gains.get("ours", -1.0) >= 0.5 * gains.get("paper", 0.0) else "not reproduced"
+    return table, {"verdict": verdict, "reasons": reasons, "testable": testable, "claim": claim["text"],
+                   "gains": gains}
+
+
+def verification_table(results: Path, reader: SourceReader) -> Table | None:
+    """The verify stage's checks: what was measured, against which tolerance, passed or not."""
+    path = results / "verify" / "verify.json"
+    if not path.is_file():
+        return None
+    checks = reader.load(path).get("checks", {})
+    golden_test = (checks.get("metric_parity") or {}).get("full_set", {}).get("test", "the test suite")
+    table = Table("verification", ["check", "measured", "tolerance / reference", "result"],
+                  caption="Measured by the verify stage of this run (results/verify/verify.json). ¹ The 39 golden "
+                          f"cases on alphamatting.com images are not redistributed; {golden_test} checks all 45 "
+                          "where they are available.")
+
+    def status(name: str) -> str:
+        return {True: "passed", False: "FAILED", None: "not run"}[checks[name].get("passed")]
+
+    def sci(v: float) -> str:
+        return f"{v:.1e}"
+
+    if "metric_parity" in checks:
+        mp = checks["metric_parity"]
+        worst = max(MATTING_METRICS, key=lambda m: mp["max_rel_error"][m])
+        table.add(VERIFY_TITLES["metric_parity"],
+                  reader.get(path, "checks", "metric_parity", "max_rel_error", worst,
+                             fmt=lambda v: f"{sci(v)} max relative error ({METRIC_TITLES[worst]}), "
+                                           f"{mp['n_cases']} embedded cases"),
+                  reader.get(path, "checks", "metric_parity", "tolerance",
+                             fmt=lambda v: f"{sci(v)} (all {mp['full_set']['n_cases']} cases: test suite¹)"),
+                  status("metric_parity"))
+    if "operator_parity" in checks:
+        table.add(VERIFY_TITLES["operator_parity"],
+                  reader.get(path, "checks", "operator_parity", "max_abs_error",
+                             fmt=lambda v: f"{sci(v)} max |Δ| (fast, autograd and export paths; G = 1, 2)"),
+                  reader.get(path, "checks", "operator_parity", "tolerance", fmt=sci), status("operator_parity"))
+    if "gradients" in checks:
+        table.add(VERIFY_TITLES["gradients"], "upsampling and downsampling", "torch.autograd.gradcheck",
+                  status("gradients"))
+    if "parameter_counts" in checks:
+        counts = checks["parameter_counts"]
+        for group, name, title in PARAMETER_ROWS:
+            row = counts.get(group, {}).get(name)
+            if row is None:
+                continue
+            table.add(f"parameters: {title}", reader.get(path, "checks", "parameter_counts", group, name, "ours"),
+                      reader.get(path, "checks", "parameter_counts", group, name, "official",
+                                 fmt=lambda v: f"{v:,} (official code)"),
+                      "equal" if row.get("equal") else "DIFFERENT")
+    if "onnx_parity" in checks:
+        onnx = checks["onnx_parity"]
+        if onnx.get("passed") is None:
+            table.add(VERIFY_TITLES["onnx_parity"], onnx.get("skipped", "not run"), "", "not run")
+        else:
+            sizes = ", ".join(onnx.get("max_abs_diff", {}))
+            table.add(VERIFY_TITLES["onnx_parity"],
+                      reader.get(path, "checks", "onnx_parity", "max_abs_diff_worst",
+                                 fmt=lambda v: f"{sci(v)} max |Δ| at {sizes}"),
+                      reader.get(path, "checks", "onnx_parity", "tolerance", fmt=sci), status("onnx_parity"))
+    return table if table.rows else None
+
+
+def targets_summary(results: Path, reader: SourceReader) -> dict[str, int] | None:
+    """How many performance targets the bench met, missed, or could not measure."""
+    path = results / "bench" / "details" / "targets.json"
+    if not path.is_file():
+        return None
+    met = [check.get("met") for check in reader.load(path).get("checks", [])]
+    return {"met": met.count(True), "missed": met.count(False), "not_measured": met.count(None), "total": len(met)}
+
+
+# ----------------------------------------------------------------------------------------------- matting
 def paper_vs_reproduced(results: Path, reader: SourceReader, report: Report, paper_json: Path) -> Table:
     """Paper rows (Composition-1k) and this run's rows, each labelled with its dataset; never mixed in a column."""
     paper = reader.load(paper_json)
     table = Table("paper_vs_reproduced", ["upsampler", "measured on", "SAD", "MSE", "Grad", "Conn", "source"],
-                  caption="Paper rows: " + paper["source_note"].strip())
-    for row in paper["rows"]:
-        cells = [reader.get(paper_json, "rows", paper["rows"].index(row), m) for m in MATTING_METRICS]
-        table.add(row["label"], paper["dataset"], *cells, row["source"])
+                  caption="Paper rows: " + paper["source_note"].strip() + " This run's rows: mean ± std over the "
+                          "test images, the checkpoint named in the row.")
+    for index, row in enumerate(paper["rows"]):
+        table.add(row["label"], paper["dataset"], *[reader.get(paper_json, "rows", index, m) for m in MATTING_METRICS],
+                  row["source"])
     for variant in _variants(results, "eval"):
-        metrics = results / "eval" / variant / "metrics.json"
-        if not metrics.is_file():
+        summary = results / "eval" / variant / "summary.json"
+        if not summary.is_file():
             continue
-        cells = [reader.mean_std(metrics, "sets", "test", m) for m in MATTING_METRICS]
-        table.add(f"{variant} (this run)", f"{report.dataset}, test split, profile {report.profile}", *cells,
-                  reader.rel(metrics))
+        table.add(f"{variant} (this run, {checkpoint_label(reader, summary)})",
+                  f"{report.dataset}, test split, profile {report.profile}",
+                  *[reader.mean_std(summary, "sets", "test", m) for m in MATTING_METRICS], reader.rel(summary))
     return table
 
 
 def matting_table(results: Path, reader: SourceReader) -> Table:
-    """Per trained variant: params, FLOPs, iterations, wall time, validation and test metrics, CPU latency."""
-    table = Table("matting", ["variant", "params", "GMACs (input)", "iterations", "train time (s)", "val SAD",
-                              "test SAD", "test MSE", "test Grad", "test Conn", "images", "bench fwd 512² (s)"],
-                  caption="Test metrics: mean ± std over the test images of one training seed (MATLAB semantics; "
-                          "SAD, Grad, Conn /1000).")
-    networks = results / "bench" / "networks.json"
+    """Per trained variant: size, budget, the evaluated checkpoint, its validation and test metrics, latency."""
+    table = Table("matting", ["variant", "params", "GMACs (input)", "trained (iterations)", "checkpoint (iteration)",
+                              "val SAD (checkpoint)", "test SAD", "test MSE", "test Grad", "test Conn", "test images",
+                              "bench fwd 512² (s)"],
+                  caption="Every metric is the checkpoint's in the 'checkpoint' column (best = lowest validation "
+                          "SAD on the held-out split). Test metrics: mean ± std over the test images, one training "
+                          "seed, MATLAB semantics (SAD, Grad, Conn /1000).")
+    networks = results / "bench" / "details" / "networks.json"
     for variant in sorted(set(_variants(results, "train")) | set(_variants(results, "eval"))):
         summary = results / "train" / variant / "summary.json"
-        metrics = results / "eval" / variant / "metrics.json"
+        evaluated = results / "eval" / variant / "summary.json"
         row: list[Cell | str] = [variant]
         if summary.is_file():
-            row += [reader.get(summary, "params"), _gmacs_cell(reader, summary),
-                    reader.get(summary, "iters"), reader.get(summary, "wall_time_s", fmt=lambda v: f"{v:.1f}"),
-                    reader.get(summary, "final_val", "sad")]
+            row += [reader.get(summary, "params"), _gmacs_cell(reader, summary), reader.get(summary, "iters")]
         else:
-            row += ["(not trained)"] * 5
-        if metrics.is_file():
-            row += [reader.mean_std(metrics, "sets", "test", m) for m in MATTING_METRICS]
-            row.append(reader.get(metrics, "sets", "test", "n_images"))
+            row += ["(not trained)"] * 3
+        if evaluated.is_file():
+            row += [checkpoint_cell(reader, evaluated),
+                    reader.get(evaluated, "checkpoint", "val", "sad")]
+            row += [reader.mean_std(evaluated, "sets", "test", m) for m in MATTING_METRICS]
+            row.append(reader.get(evaluated, "sets", "test", "n_images"))
         else:
-            row += ["(not evaluated)"] * 5
+            row += ["(not evaluated)"] * 7
         row.append(_network_latency(reader, networks, variant, 512))
         table.add(*row)
     return table
@@ -111,128 +296,193 @@ def _gmacs_cell(reader: SourceReader, summary: Path) -> Cell:
 
 
 def _network_latency(reader: SourceReader, networks: Path, variant: str, size: int) -> Cell:
-    """Median forward time (ms) of one network variant at size² from the bench stage's networks.json."""
+    """Median forward time (s) of one network variant at size² from the bench stage's networks.json."""
     if not networks.is_file():
         return Cell("(no bench)")
     for i, entry in enumerate(reader.load(networks).get("sizes", [])):
         if entry.get("size") == size and variant in entry.get("variants", {}):
             return reader.get(networks, "sizes", i, "variants", variant, "median_s", fmt=lambda v: f"{v:.3f}")
-    return Cell("–")
+    return Cell("(not measured)")
 
 
 def extra_sets_table(results: Path, reader: SourceReader) -> Table | None:
     """Evaluation-only sets (e.g. alphamatting.com) per variant, when configured."""
-    table = Table("extra_sets", ["variant", "set", "SAD", "MSE", "Grad", "Conn", "images"])
+    table = Table("extra_sets", ["variant", "checkpoint (iteration)", "set", "SAD", "MSE", "Grad", "Conn", "images"])
     for variant in _variants(results, "eval"):
-        metrics = results / "eval" / variant / "metrics.json"
-        if not metrics.is_file():
+        summary = results / "eval" / variant / "summary.json"
+        if not summary.is_file():
             continue
-        sets = reader.load(metrics).get("sets", {})
+        sets = reader.load(summary).get("sets", {})
         for name in sorted(k for k in sets if k != "test"):
-            table.add(variant, name, *[reader.mean_std(metrics, "sets", name, m) for m in MATTING_METRICS],
-                      reader.get(metrics, "sets", name, "n_images"))
+            table.add(variant, checkpoint_cell(reader, summary), name,
+                      *[reader.mean_std(summary, "sets", name, m) for m in MATTING_METRICS],
+                      reader.get(summary, "sets", name, "n_images"))
     return table if table.rows else None
 
 
 def tiling_table(results: Path, reader: SourceReader) -> Table | None:
     """Effect of tiled inference on the test-split metrics and on peak memory, per variant."""
-    table = Table("tiling", ["variant", "tile", "SAD whole", "SAD tiled", "Δ SAD", "Δ MSE", "Δ Grad", "Δ Conn",
-                             "peak MiB whole", "peak MiB tiled"],
+    table = Table("tiling", ["variant", "checkpoint (iteration)", "tile", "SAD whole", "SAD tiled", "Δ SAD", "Δ MSE",
+                             "Δ Grad", "Δ Conn", "peak MiB whole", "peak MiB tiled"],
                   caption="Tiled inference (overlapping tiles blended with linear ramps) against whole-image "
                           "inference on the same test images and checkpoint; Δ = tiled − whole.")
     for variant in _variants(results, "eval"):
-        path = results / "eval" / variant / "metrics.json"
+        path = results / "eval" / variant / "summary.json"
         if not path.is_file() or "tiled_check" not in reader.load(path):
             continue
         delta = lambda m: reader.get(path, "tiled_check", m, "delta", fmt=lambda v: f"{v:+.4g}")  # noqa: E731
-        table.add(variant, reader.get(path, "tiled_check", "tile"), reader.get(path, "tiled_check", "sad", "whole"),
-                  reader.get(path, "tiled_check", "sad", "tiled"), *[delta(m) for m in MATTING_METRICS],
+        table.add(variant, checkpoint_cell(reader, path), reader.get(path, "tiled_check", "tile"),
+                  reader.get(path, "tiled_check", "sad", "whole"), reader.get(path, "tiled_check", "sad", "tiled"),
+                  *[delta(m) for m in MATTING_METRICS],
                   reader.get(path, "tiled_check", "peak_mem_mb_max", "whole", fmt=lambda v: fmt_number(v, 3)),
                   reader.get(path, "tiled_check", "peak_mem_mb_max", "tiled", fmt=lambda v: fmt_number(v, 3)))
     return table if table.rows else None
 
 
-def toy_table(results: Path, reader: SourceReader) -> Table | None:
-    """The toy reconstruction table: best-epoch metrics (mean ± std over seeds) and last-epoch PSNR."""
-    path = results / "toy" / "metrics.json"
+# ----------------------------------------------------------------------------------------------- toy
+def toy_section(results: Path, reader: SourceReader, report: Report) -> None:
+    """The toy study: its table (best-checkpoint test metrics), its grid, its notes.
+
+    One function on purpose: later additions (seeds, learning curves, significance) go here.
+    """
+    path = results / "toy" / "summary.json"
     if not path.is_file():
-        return None
+        report.note("toy", "not produced by this run (results/toy/summary.json is missing)")
+        return
     data = reader.load(path)
-    table = Table("toy", ["dataset", "operator", "params", "PSNR (best)", "SSIM (best)", "MAE (best)",
-                          "MSE (best)", "best epoch", "PSNR (last)"],
-                  caption=f"Protocol: {data.get('protocol', 'ours')}; profile {data.get('profile')}, "
-                          f"{data.get('epochs')} epochs, seeds {data.get('seeds')}. Not the paper's table "
-                          "(which is not public).")
+    per_dataset = data.get("results", {})
+    rows = [(d, op) for d, ops in per_dataset.items() for op in ops]
+    last_differs = any(per_dataset[d][op]["last"]["psnr"]["mean"] != per_dataset[d][op]["best"]["psnr"]["mean"]
+                       for d, op in rows)
+    header = ["dataset", "operator", "params", "checkpoint (epoch)"] + [TOY_TITLES[m] for m in TOY_METRICS]
+    if last_differs:
+        header.append("PSNR, last epoch")
+    seeds = data.get("seeds") or []
+    table = Table("toy", header, caption=(
+        f"Protocol: {data.get('protocol', 'ours')}; profile {data.get('profile')}, {data.get('epochs')} epochs, "
+        f"seeds {seeds}{' (mean ± sample std)' if len(seeds) > 1 else ''}. Test metrics of the checkpoint with the "
+        "best validation PSNR (its epoch is shown)"
+        + ("; the last column is the last epoch's PSNR where it differs." if last_differs else
+           "; here the best epoch is the last one for every operator.")
+        + " Not the paper's table (which is not public)."))
     for dataset in data.get("unavailable") or {}:
-        table.add(dataset, "(not run: dataset not available on this machine; see results/toy/table.md)",
-                  *[""] * 7)
-    for dataset, per_op in data.get("results", {}).items():
-        for op in per_op:
-            table.add(dataset, op, reader.get(path, "results", dataset, op, "params"),
-                      *[reader.mean_std(path, "results", dataset, op, "best", m) for m in TOY_METRICS],
-                      reader.mean_std(path, "results", dataset, op, "best", "epoch", digits=3),
-                      reader.mean_std(path, "results", dataset, op, "last", "psnr"))
-    return table
+        table.add(dataset, "(not run: dataset not available on this machine; see results/toy/summary.json)",
+                  *[""] * (len(header) - 2))
+    for dataset, operator in rows:
+        key = ("results", dataset, operator)
+        epoch = per_dataset[dataset][operator]["best"]["epoch"]
+        epoch_cell = reader.get(path, *key, "best", "epoch", "mean", fmt=lambda v: f"{v:.0f} (best)") \
+            if not epoch.get("std") else reader.mean_std(path, *key, "best", "epoch", digits=3)
+        row = [dataset, operator, reader.get(path, *key, "params"), epoch_cell]
+        row += [reader.mean_std(path, *key, "best", m, decimals=TOY_DECIMALS[m]) for m in TOY_METRICS]
+        if last_differs:
+            row.append(reader.mean_std(path, *key, "last", "psnr", decimals=TOY_DECIMALS["psnr"]))
+        table.add(*row)
+    report.tables["toy"] = table
+    if (results / "toy" / "grid.png").is_file():
+        report.figures["toy_grid"] = results / "toy" / "grid.png"
+    report.glance["toy"] = (f"protocol ours (not the paper's table, which is not public); {data.get('epochs')} "
+                            f"epoch(s), seeds {seeds}, profile {data.get('profile')}")
 
 
+# ----------------------------------------------------------------------------------------------- bench
 def bench_table(results: Path, reader: SourceReader) -> Table | None:
     """The performance targets of the bench stage: measured value, limit, met or not."""
-    path = results / "bench" / "targets.json"
+    path = results / "bench" / "details" / "targets.json"
     if not path.is_file():
         return None
     table = Table("bench", ["target", "measured", "limit", "met"],
-                  caption="Measured by the bench stage (interleaved medians in one process; ratios against "
-                          "F.interpolate(bilinear) for upsamplers and 2×2 average pooling for downsamplers). "
-                          "Full tables: results/bench/table.md.")
+                  caption="Measured by the bench stage (interleaved medians in one process). Ratios are against "
+                          "F.interpolate(bilinear) for upsamplers and 2×2 average pooling for downsamplers. Full "
+                          "tables: results/bench/details/table.md.")
     for i, check in enumerate(reader.load(path).get("checks", [])):
-        met = {True: "yes", False: "**no**", None: "n/a"}[check.get("met")]
+        met = {True: "yes", False: "no", None: "not measured"}[check.get("met")]
         table.add(check.get("name", "?"), reader.get(path, "checks", i, "value", fmt=lambda v: fmt_number(v, 3)),
                   check.get("limit", ""), met)
     return table if table.rows else None
 
 
+def bench_figure(results: Path, reader: SourceReader, fig_dir: Path) -> Path | None:
+    """Forward-time ratios at the matting shapes (batch 1), rows labelled with what each pair downsamples with."""
+    ops_path = results / "bench" / "details" / "ops.json"
+    if not ops_path.is_file():
+        return None
+    operators = _load(reader, results / "bench" / "details" / "operators.json")
+    return plots.bench_ratios(reader.load(ops_path), operators, fig_dir / "bench_ratios.png")
+
+
+# ----------------------------------------------------------------------------------------------- figures
 def stage_times(results: Path, reader: SourceReader) -> dict[str, float]:
     """Wall time of every stage that wrote a run.json."""
     out = {}
     for run in sorted(results.glob("**/run.json")):
-        if any(part.startswith(".") for part in run.relative_to(results).parts):
+        parts = run.relative_to(results).parts
+        if any(part.startswith(".") for part in parts):
             continue  # inside an interrupted stage's temporary folder: not a result
+        if "runs" in parts:
+            continue  # the toy's per-run records
         data = reader.load(run)
         if "wall_time_s" in data:
             out[reader.rel(run.parent)] = float(data["wall_time_s"])
     return out
 
 
-def curves_figure(results: Path, fig_dir: Path) -> Path | None:
-    """Training and validation curves of every variant from its DVCLive folder."""
+def curves_figure(results: Path, reader: SourceReader, fig_dir: Path) -> Path | None:
+    """Training and validation curves of every variant from its DVCLive folder, the evaluated checkpoint marked."""
     series: dict[str, dict[str, Path]] = {}
+    marks: dict[str, int] = {}
     for variant in _variants(results, "train"):
         metric_dir = results / "train" / variant / "dvclive" / "plots" / "metrics"
         for tsv in sorted(metric_dir.glob("**/*.tsv")):
             name = str(tsv.relative_to(metric_dir).with_suffix(""))
-            if any(key in name for key in ("loss", "sad", "mse")) and "lr" not in name:
+            if name.startswith("loss") or name.startswith("val/"):
                 series.setdefault(variant, {})[name] = tsv
-    return plots.training_curves(series, fig_dir / "training_curves.png") if series else None
+        info = _load(reader, results / "eval" / variant / "summary.json").get("checkpoint") or {}
+        if info.get("iter") is not None:
+            marks[variant] = int(info["iter"])
+    return plots.training_curves(series, fig_dir / "training_curves.png", marks) if series else None
 
 
 def bars_figure(results: Path, reader: SourceReader, fig_dir: Path) -> Path | None:
-    """Test metrics per matting variant as bars with image-level std."""
+    """Test metrics per matting variant as bars with image-level std, each bar naming its checkpoint."""
     values: dict[str, dict[str, float]] = {}
     errors: dict[str, dict[str, float]] = {}
+    n_images = set()
     for variant in _variants(results, "eval"):
-        metrics = results / "eval" / variant / "metrics.json"
-        if metrics.is_file():
-            test = reader.load(metrics).get("sets", {}).get("test", {})
-            for m in MATTING_METRICS:
-                if m in test:
-                    values.setdefault(m.upper(), {})[variant] = float(test[m]["mean"])
-                    errors.setdefault(m.upper(), {})[variant] = float(test[m].get("std", 0.0))
-    return plots.metric_bars(values, fig_dir / "matting_bars.png", "test metrics per upsampler (lower is better)",
-                             errors) if values else None
+        summary = results / "eval" / variant / "summary.json"
+        if not summary.is_file():
+            continue
+        data = reader.load(summary)
+        test = data.get("sets", {}).get("test", {})
+        iteration = (data.get("checkpoint") or {}).get("iter")
+        label = f"{variant}\n{(data.get('checkpoint') or {}).get('which', '?')}" + \
+            (f" @ {iteration}" if iteration is not None else "")
+        n_images.add(test.get("n_images"))
+        for m in MATTING_METRICS:
+            if (test.get(m) or {}).get("mean") is not None:
+                values.setdefault(METRIC_TITLES[m], {})[label] = float(test[m]["mean"])
+                errors.setdefault(METRIC_TITLES[m], {})[label] = float(test[m].get("std") or 0.0)
+    if not values:
+        return None
+    count = ", ".join(str(n) for n in sorted(n_images, key=str))
+    return plots.metric_bars(values, fig_dir / "matting_bars.png",
+                             "Test metrics per upsampler (lower is better)",
+                             errors, f"error bars: ± 1 std over the {count} test images")
 
 
-def qualitative_figure(results: Path, data_dir: Path, fig_dir: Path, n_images: int) -> Path | None:
-    """Image, trimap, ground truth, each variant's prediction and its |error| on the first `n_images` test images."""
+def _constant_in_unknown(pred: np.ndarray, trimap: np.ndarray) -> int | None:
+    """The prediction's value when it is the same everywhere in the unknown region (else None)."""
+    unknown = pred[trimap == 128]
+    return int(unknown[0]) if unknown.size and (unknown == unknown[0]).all() else None
+
+
+def qualitative_figure(results: Path, data_dir: Path, fig_dir: Path, n_images: int, report: Report
+                       ) -> Path | None:
+    """Image, trimap, ground truth, each variant's prediction and its |error| on the first `n_images` test images.
+
+    A prediction that is constant over the trimap's unknown region (e.g. all black: the network predicts no
+    foreground there) is marked in its panel and counted in a note, never shown without comment.
+    """
     from pipeline.core.io import read_alpha, read_name_list, read_rgb, read_trimap
 
     test = data_dir / "test"
@@ -241,18 +491,27 @@ def qualitative_figure(results: Path, data_dir: Path, fig_dir: Path, n_images: i
         return None
     names = read_name_list(list_file)[:n_images]  # as written, as evaluation reads them
     variants = [v for v in _variants(results, "eval") if (results / "eval" / v / "pred" / "test").is_dir()]
-    columns = ["image", "trimap", "ground truth"] + [c for v in variants for c in (v, f"|err| {v}")]
-    rows = []
-    for name in names:
+    columns = ["image", "trimap", "ground truth"] + [c for v in variants for c in (v, f"|error| {v}")]
+    rows, flags, constant = [], {}, []
+    for r, name in enumerate(names):
         gt = read_alpha(test / "alpha" / f"{name}.png")
-        row = {"image": read_rgb(test / "image" / f"{name}.png"), "trimap": read_trimap(test / "trimap" / f"{name}.png"),
-               "ground truth": gt}
+        trimap = read_trimap(test / "trimap" / f"{name}.png")
+        row = {"image": read_rgb(test / "image" / f"{name}.png"), "trimap": trimap, "ground truth": gt}
         for v in variants:
             pred = read_alpha(results / "eval" / v / "pred" / "test" / f"{name}.png")
             row[v] = pred
-            row[f"|err| {v}"] = np.abs(pred.astype(np.float32) - gt.astype(np.float32)) / 255.0
+            row[f"|error| {v}"] = np.abs(pred.astype(np.float32) - gt.astype(np.float32)) / 255.0
+            value = _constant_in_unknown(pred, trimap)
+            if value is not None:
+                flags[(r, v)] = f"constant {value} in unknown"
+                constant.append(f"{v} on {name} ({value})")
         rows.append(row)
-    return plots.qualitative_grid(rows, columns, fig_dir / "qualitative.png")
+    if constant:
+        report.note("qualitative", f"{len(constant)} of {len(names) * len(variants)} predictions shown are constant "
+                    "over the trimap's unknown region (value in brackets; 0 = all black): "
+                    + ", ".join(constant) + ". The network has not learnt to matte these images at this "
+                    "budget; the test metrics include them.")
+    return plots.qualitative_grid(rows, columns, fig_dir / "qualitative.png", flags)
 
 
 def write_paper_numbers_json(out_dir: Path) -> Path:
@@ -273,26 +532,31 @@ def build_report(repo: Path, base: BaseParams, cfg: ReportParams, fig_dir: Path,
     reader = SourceReader(repo, {fig_dir: final_dir} if final_dir else None)
     paper_json = write_paper_numbers_json(fig_dir)
     report = Report(title=cfg.title, profile=base.profile, dataset=dataset_label(results, reader))
+    report.tables["claim"], report.glance["claim"] = claim_table(results, reader, paper_json)
+    verification = verification_table(results, reader)
+    if verification is not None:
+        report.tables["verification"] = verification
+    else:
+        report.note("verification", "not produced by this run (results/verify/verify.json is missing)")
+    report.glance["targets"] = targets_summary(results, reader)
     report.tables["paper_vs_reproduced"] = paper_vs_reproduced(results, reader, report, paper_json)
     report.tables["matting"] = matting_table(results, reader)
-    for name, builder in (("extra_sets", extra_sets_table), ("tiling", tiling_table), ("toy", toy_table),
-                          ("bench", bench_table)):
+    for name, builder in (("extra_sets", extra_sets_table), ("tiling", tiling_table), ("bench", bench_table)):
         table = builder(results, reader)
         if table is not None:
             report.tables[name] = table
-        else:
-            report.note(name, "not produced by this run (its stage has no output in results/)")
-    n_images = cfg.qualitative_images
+        elif name == "bench":
+            report.note(name, "not produced by this run (results/bench/details/targets.json is missing)")
+    toy_section(results, reader, report)
     data_dir = repo / "data" / "composed" if data_dir is None else data_dir
-    for key, fig in (("training_curves", curves_figure(results, fig_dir)),
+    for key, fig in (("training_curves", curves_figure(results, reader, fig_dir)),
                      ("matting_bars", bars_figure(results, reader, fig_dir)),
-                     ("qualitative", qualitative_figure(results, data_dir, fig_dir, n_images))):
+                     ("qualitative", qualitative_figure(results, data_dir, fig_dir, cfg.qualitative_images, report)),
+                     ("bench_ratios", bench_figure(results, reader, fig_dir))):
         if fig is not None:
             report.figures[key] = fig
-    for key, src in (("toy_grid", results / "toy" / "grid.png"), ("bench_ratios", results / "bench" / "ratios.png"),
-                     ("contact_sheet", results / "compose" / "contact_sheet.png")):
-        if src.is_file():
-            report.figures[key] = src
+    if (results / "compose" / "contact_sheet.png").is_file():
+        report.figures["contact_sheet"] = results / "compose" / "contact_sheet.png"
     report.stage_times = stage_times(results, reader)
     report.provenance = collect_provenance(repo, base)
     return report

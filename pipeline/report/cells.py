@@ -102,10 +102,13 @@ class SourceReader:
                 return Cell(f"(missing: {'.'.join(map(str, key))})")
         return Cell(fmt(node), self.rel(path), tuple(key), node)
 
-    def mean_std(self, path: Path, *key: str | int, digits: int = 4) -> Cell:
-        """A 'mean ± std' cell from a {mean, std} node; the recorded value is the mean."""
-        mean = self.get(path, *key, "mean", fmt=lambda v: fmt_number(v, digits))
-        std = self.get(path, *key, "std", fmt=lambda v: fmt_number(v, 2))
+    def mean_std(self, path: Path, *key: str | int, digits: int = 4, decimals: int | None = None) -> Cell:
+        """A 'mean ± std' cell from a {mean, std} node; the recorded value is the mean.
+
+        `digits` significant digits by default, or a fixed number of `decimals` (for columns that line up)."""
+        fixed = (lambda v: f"{v:.{decimals}f}") if decimals is not None else None
+        mean = self.get(path, *key, "mean", fmt=fixed or (lambda v: fmt_number(v, digits)))
+        std = self.get(path, *key, "std", fmt=fixed or (lambda v: fmt_number(v, 2)))
         if mean.source is None:
             return mean
         # a zero std (one seed) is left out rather than printed as "± 0"

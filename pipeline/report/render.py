@@ -11,6 +11,12 @@ import jinja2
 from pipeline.report.build import Report
 
 TEMPLATES = Path(__file__).with_name("templates")
+#: Figures in the order the matting section shows them, with their headings.
+MATTING_FIGURES = (("training_curves", "Training and validation curves"),
+                   ("matting_bars", "Test metrics per upsampler"),
+                   ("qualitative", "Qualitative results: image, trimap, ground truth, each variant's prediction and "
+                                   "its |error|"),
+                   ("contact_sheet", "The composed test set"))
 
 
 def _env() -> jinja2.Environment:
@@ -18,21 +24,9 @@ def _env() -> jinja2.Environment:
                               autoescape=False, keep_trailing_newline=True)
 
 
-def sad_gain(report: Report) -> dict[str, str] | None:
-    """Relative SAD gain of a2u over bilinear, in the paper and in this run (when both variants were evaluated)."""
-    table = report.tables["paper_vs_reproduced"]
-    ours = {row[0].text.split(" ")[0]: row[2].value for row in table.rows if row[0].text.endswith("(this run)")}
-    labels = {"Bilinear (baseline)": "bilinear", "A2U (paper)": "a2u"}  # rows of pipeline/report/paper_numbers.yaml
-    paper = {labels[row[0].text]: row[2].value for row in table.rows if row[0].text in labels}
-    if ours.get("bilinear") and ours.get("a2u") is not None and len(paper) == 2:
-        return {"paper": f"{(paper['bilinear'] - paper['a2u']) / paper['bilinear']:.1%}",
-                "ours": f"{(ours['bilinear'] - ours['a2u']) / ours['bilinear']:.1%}"}
-    return None
-
-
 def _context(report: Report, figs: dict[str, str], embedded: dict[str, str]) -> dict[str, Any]:
     return {"r": report, "tables": report.tables, "notes": report.notes, "figs": figs, "embedded": embedded,
-            "gain": sad_gain(report)}
+            "glance": report.glance, "matting_figures": MATTING_FIGURES}
 
 
 def render_markdown(report: Report, md_path: Path) -> str:

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -122,7 +123,7 @@ def run_toy(cfg: Config, keep_checkpoints: bool = False, reuse_finished: bool = 
     root, fingerprint = run_identity(cfg)
     run = open_run(root, fingerprint, reuse_finished=reuse_finished)
     if run.result is not None:
-        logger.info("%s: reusing the finished run", run.path)
+        logger.debug("%s: reusing the finished run", run.path)
         return run.result
     allow_mmengine_checkpoint_globals()
     cfg.work_dir = str(run.path)
@@ -221,16 +222,20 @@ def run_track(toy: ToyParams, runs_dir: str | Path, *, cache_dir: str | Path = D
         counts=counts, work_dir=Path(runs_dir) / name / operator / f"seed{seed}", dvclive=dvclive,
         overrides=overrides) for name in datasets for operator in toy.operators for seed in toy.seeds}
     reuse = reuse_finished_runs(configs.values())
+    total, done = len(configs), 0
     for name in datasets:
         results[name], grids[name] = {}, {}
         for operator in toy.operators:
             runs = []
             for seed in toy.seeds:
+                done += 1
+                logger.info("toy run %d/%d: %s %s seed %d", done, total, name, operator, seed)
+                start = time.perf_counter()
                 cfg = configs[(name, operator, seed)]
                 milestones = cfg.param_scheduler[0]["milestones"]
                 runs.append(run_toy(cfg, keep_checkpoints=keep_checkpoints, reuse_finished=reuse))
-                logger.info("toy %s/%s/seed %d: best test PSNR %.2f dB", name, operator, seed,
-                            runs[-1]["best"]["psnr"])
+                logger.info("toy run %d/%d: best test PSNR %.2f dB at epoch %d (%.1f s)", done, total,
+                            runs[-1]["best"]["psnr"], runs[-1]["best"]["epoch"], time.perf_counter() - start)
             results[name][operator] = aggregate_seeds(runs)
             grids[name][operator] = np.load(Path(runs[0]["run_dir"]) / "grid.npy")
         test_set = ToyReconstructionDataset(files[name], "test", counts["test"])

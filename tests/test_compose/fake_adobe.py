@@ -84,10 +84,11 @@ def make_fake_adobe(root: Path, seed: int = 0) -> dict[str, Path]:
 
 
 def comp1k_cfg(paths: dict[str, Path], **extra: object) -> dict:
-    """A resolved compose section for the fake tree (1 val foreground, 2 backgrounds per foreground)."""
+    """A resolved compose section for the fake tree (1 val foreground held out on purpose via comp1k.n_val, 2
+    backgrounds per foreground)."""
     cfg = {"source": "comp1k", "seed": 3, "n_val": 1, "n_train_fg": 0, "n_test": 0, "size": 0,
            "comp1k": {"root": str(paths["root"]), "coco_dir": str(paths["coco"]), "voc_dir": str(paths["voc"]),
-                      "n_bg_train": N_BG_TRAIN, "n_bg_test": N_BG_TEST, "n_bg_val": 1}}
+                      "n_bg_train": N_BG_TRAIN, "n_bg_test": N_BG_TEST, "n_bg_val": 1, "n_val": 1}}
     cfg["comp1k"].update(extra)
     return cfg
 

@@ -126,3 +126,15 @@ def test_train_and_val_splits(composed: tuple) -> None:
     image_record = next(r for r in records if r["path"] == "test/image/t1_0.png")
     assert image_record["sources"][0].startswith("comp1k:Test_set/") and image_record["sources"][2].startswith("voc:")
     assert summary["counts"]["test"]["image"] == 4 and summary["source"] == "comp1k"
+
+
+def test_comp1k_trains_on_every_foreground_by_default(tmp_path: Path) -> None:
+    """The published protocol: no validation foreground is taken out of the Adobe training set (431 -> 431),
+    whatever compose.n_val (the synthetic set's size) says; compose.comp1k.n_val opts out explicitly."""
+    paths = fa.make_fake_adobe(tmp_path / "adobe")
+    cfg = fa.comp1k_cfg(paths)
+    del cfg["comp1k"]["n_val"]
+    summary = build_composed_set(*fa.compose_params(cfg), tmp_path / "composed", workers=1)
+    train = (tmp_path / "composed" / "train" / "fg_list.txt").read_text().split()
+    assert train == [Path(n).stem for n in fa.TRAIN_FGS]
+    assert (tmp_path / "composed" / "val" / "list.txt").read_text() == "" and summary["samples"]["val"] == 0

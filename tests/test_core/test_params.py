@@ -61,7 +61,7 @@ def test_an_explicit_key_wins_over_the_profiles_budget(tmp_path: Path) -> None:
     ("train", {"budgets": {"gpu": {}}}, r"train\.budgets has unknown profile 'gpu'"),
     ("toy", {"seeds": [0, 0]}, r"toy\.seeds must not repeat"),
     ("toy", {"datasets": ["cifar"]}, r"must be among \['fashion-mnist', 'mnist'\]"),
-    ("evaluate", {"checkpoint": "middle"}, r"evaluate\.checkpoint must be one of \['best', 'last'\]"),
+    ("evaluate", {"checkpoint": "middle"}, r"evaluate\.checkpoint must be one of \['auto', 'best', 'last'\]"),
     ("evaluate", {"tile": 100}, r"evaluate\.tile/tile_overlap: tile must be a positive multiple"),
     ("compose", {"comp1k": {"root": "r", "coco": "c"}}, r"unknown key compose\.comp1k\.coco"),
     ("bench", {"threads": 0}, r"bench\.threads must be null or >= 1"),

@@ -25,7 +25,7 @@ def test_the_configs_own_milestones_scale_with_the_budget(epochs: int, expected:
 
 
 def test_iteration_schedules_scale_from_the_matting_recipe() -> None:
-    recipe = Config.fromfile(str(REPO / "configs/matting/a2u_r34_2xb8-180k_comp1k_paper.py"))
+    recipe = Config.fromfile(str(REPO / "configs/matting/a2u-matting_r34_2xb8-180k_comp1k-512px_paper.py"))
     assert recipe.param_scheduler[0]["milestones"] == [120000, 156000]  # 2/3 and 13/15 of 180k (spec 5.3)
     assert scale_schedule(recipe, 900) == [600, 780] and recipe.train_cfg.max_iters == 900
     with pytest.raises(ValueError, match=">= 1"):

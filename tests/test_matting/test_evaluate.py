@@ -22,6 +22,16 @@ def quarter_model(x: torch.Tensor) -> torch.Tensor:
     return torch.full_like(x[:, :1], 0.25)
 
 
+def _train_summary(train_dir: Path, validated: bool = True) -> Path:
+    """The `checkpoints` record a train stage leaves in summary.json (best only when the run validated)."""
+    checkpoints = {"last": {"iter": 4, "selected_by": "last iteration"}}
+    if validated:
+        checkpoints["best"] = {"iter": 2, "selected_by": "lowest val/sad on val_source 'composed'"}
+    train_dir.mkdir(parents=True, exist_ok=True)
+    (train_dir / "summary.json").write_text(json.dumps({"checkpoints": checkpoints}))
+    return train_dir
+
+
 def _write_set(root: Path, names: list[str], trimap_dir: str = "trimap", size=(40, 56), with_list=True) -> dict:
     """A tiny set: random image, a blob alpha and its trimap; returns {name: (alpha, trimap)}."""
     rng = np.random.default_rng(len(names))
@@ -139,8 +149,12 @@ def test_run_evaluation_writes_csv_metrics_and_predictions(tmp_path):
     assert list(rows[0]) == ["set", "name", "sad", "mse", "grad", "conn", "peak_mem_mb", "seconds"]
     assert [(r["set"], r["name"]) for r in rows] == [("test", "a"), ("test", "b"), ("test", "c"), ("am", "GT01")]
     expected = np.mean([_expected_sad(*data[n]) for n in "abc"])
-    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert saved["sad"] == pytest.approx(expected, rel=1e-9) and doc["sad"] == saved["sad"]
+    # metrics.json (the DVC metric) holds only the four means per set: flat for the test split, nested for others
+    flat = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert flat == {**{m: saved["sets"]["test"][m]["mean"] for m in ("sad", "mse", "grad", "conn")},
+                    "am": {m: saved["sets"]["am"][m]["mean"] for m in ("sad", "mse", "grad", "conn")}}
     assert saved["n_images"] == 3 and saved["n_failed"] == 0 and saved["variant"] == "stand-in"
     assert saved["sets"]["am"]["sad"]["mean"] == pytest.approx(_expected_sad(*extra["GT01"]), rel=1e-9)
     assert saved["sets"]["test"]["sad"]["std"] == pytest.approx(np.std([_expected_sad(*data[n]) for n in "abc"]))
@@ -160,13 +174,16 @@ def test_evaluate_stage_end_to_end(tmp_path):
         torch.manual_seed(0)
         return torch.nn.Sequential(torch.nn.Conv2d(4, 1, 3, padding=1), torch.nn.Sigmoid()).eval()
 
+    _train_summary(tmp_path / "train" / "toy")
     doc = evaluate_main(["toy", "--params", str(tmp_path / "params.yaml"), "--model", str(tmp_path / "train" / "toy"),
                          "--data", str(tmp_path / "data"), "--out", str(tmp_path / "eval" / "toy"), "--no-progress"],
                         load_model=load_stand_in)
     assert loaded == [(tmp_path / "train" / "toy", "best", "cpu")]
     out = tmp_path / "eval" / "toy"
-    assert {p.name for p in out.iterdir()} == {"per_image.csv", "metrics.json", "pred", "run.json"}
+    assert {p.name for p in out.iterdir()} == {"per_image.csv", "metrics.json", "summary.json", "pred", "run.json"}
     assert doc["n_images"] == 2 and doc["tile"] == 32 and doc["overlap"] == 16
+    assert doc["checkpoint"] == {"which": "best", "iter": 2, "requested": "auto", "val": {},
+                                 "selected_by": "best at iteration 2 (lowest val/sad on val_source 'composed')"}
     run = json.loads((out / "run.json").read_text())
     assert run["stage"] == "evaluate" and run["params"]["evaluate"]["variant"] == "toy"
     assert not [p for p in (tmp_path / "eval").iterdir() if p.name.startswith(".")]  # no temporary leftovers
@@ -183,11 +200,13 @@ def test_tiled_check_reports_the_effect_of_tiling(tmp_path):
         return x[:, :1].mean(dim=(2, 3), keepdim=True).sigmoid().expand_as(x[:, :1])
 
     for name, model, changes in (("pixel", quarter_model, False), ("global", global_mean_model, True)):
+        _train_summary(tmp_path / name, validated=False)
         doc = evaluate_main([name, "--params", str(tmp_path / "params.yaml"), "--model", str(tmp_path / name),
                              "--data", str(tmp_path / "data"), "--out", str(tmp_path / "eval" / name),
                              "--no-progress"],
                             load_model=lambda *_, m=model: m)
-        check = json.loads((tmp_path / "eval" / name / "metrics.json").read_text())["tiled_check"]
+        check = json.loads((tmp_path / "eval" / name / "summary.json").read_text())["tiled_check"]
         assert check == doc["tiled_check"] and check["tile"] == 32 and check["n_images"] == 2
         assert check["sad"]["whole"] == pytest.approx(doc["sets"]["test"]["sad"]["mean"])
         assert (abs(check["sad"]["delta"]) > 1e-6) == changes, check
+        assert (doc["checkpoint"]["which"], doc["checkpoint"]["iter"]) == ("last", 4)  # no validation: auto -> last

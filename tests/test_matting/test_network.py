@@ -1,4 +1,4 @@
-"""Tests of the A2U matting network (models/matting): sizes against the spec, shapes, pairs, pretrained mapping."""
+"""Tests of the A2U matting network (models/matting): sizes against the spec, shapes, pairs, pretrained loading."""
 from __future__ import annotations
 
 import pytest
@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from models.matting import A2UMattingNet
 from models.matting.encoder import PAIR_CHANNELS, load_encoder_weights, map_torchvision_resnet34
+from models.matting.pretrained import EncoderWeightsError, map_official_resnet34
 from models.registry import MODELS, OPERATOR_PAIRS
 
 #: Spec 4.2 (recomputed from the official architecture).
@@ -106,6 +107,19 @@ def test_bad_inputs_raise():
         A2UMattingNet(upsampler=None)
 
 
+def test_default_initialisation_is_unchanged_by_init_weights_path():
+    """Bit-identical default: construction + init_weights() draw exactly what the plain nn.Module version drew."""
+    torch.manual_seed(3)
+    net = A2UMattingNet(upsampler="a2u")
+    net.init_weights()
+    torch.manual_seed(3)
+    reference = A2UMattingNet(upsampler="a2u")
+    reference.spec_init()  # the earlier nn.Module: __init__ ran init_weights() (= spec_init), the Runner once more
+    for (key, value), expected in zip(net.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(value, expected), key
+    assert net.encoder.pretrained_report is None
+
+
 def _torchvision_resnet34_state_dict() -> dict[str, torch.Tensor]:
     """Random tensors under torchvision resnet34's key names and shapes (layers [3, 4, 6, 3], fc 512->1000)."""
     generator = torch.Generator().manual_seed(0)
@@ -138,30 +152,74 @@ def _torchvision_resnet34_state_dict() -> dict[str, torch.Tensor]:
     return state
 
 
-def test_torchvision_weights_are_mapped(tmp_path):
-    state = _torchvision_resnet34_state_dict()
-    path = tmp_path / "resnet34.pth"
-    torch.save(state, path)
-    net = A2UMattingNet(upsampler=STANDIN, encoder_weights=path).eval()
-    encoder = net.encoder
-    pairs = {
-        "layer1.2.conv2.weight": encoder.layer1[2].conv2.conv.weight,
-        "layer2.0.conv1.weight": encoder.layer2_1.conv1.conv.weight,
-        "layer2.0.downsample.0.weight": encoder.layer2_1.shortcut.conv.weight,
-        "layer2.0.downsample.1.running_var": encoder.layer2_1.shortcut.bn.running_var,
-        "layer2.3.bn1.bias": encoder.layer2_2[2].conv1.bn.bias,
-        "layer3.0.conv2.weight": encoder.layer3_1.conv2.conv.weight,
-        "layer3.3.bn2.running_mean": encoder.layer3_2[2].conv2.bn.running_mean,
-    }
-    for key, tensor in pairs.items():
-        assert torch.equal(tensor, state[key]), key
+def _as_official(state: dict[str, torch.Tensor]) -> dict:
+    """The same tensors under the A2U repository's (mapillary) names: `{'state_dict': {'module.mod1...': ...}}`."""
+    out = {}
+    for key, value in state.items():
+        if key.endswith("num_batches_tracked"):
+            continue  # inplace-ABN has no counter
+        if key.startswith("fc."):
+            out["module.classifier." + key] = value
+            continue
+        if key.startswith(("conv1.", "bn1.")):
+            out["module.mod1." + key] = value
+            continue
+        stage, index, rest = key.split(".", 2)
+        rest = {"downsample.0.weight": "proj_conv.weight"}.get(rest, rest)
+        for tv, official in (("downsample.1.", "proj_bn."), ("conv1.", "convs.conv1."), ("bn1.", "convs.bn1."),
+                             ("conv2.", "convs.conv2."), ("bn2.", "convs.bn2.")):
+            if rest.startswith(tv):
+                rest = official + rest[len(tv):]
+                break
+        out[f"module.mod{int(stage[-1]) + 1}.block{int(index) + 1}.{rest}"] = value
+    return {"state_dict": out}
+
+
+#: (torchvision key, accessor of our tensor) pairs checked after a load.
+CHECKED = {
+    "layer1.2.conv2.weight": lambda e: e.layer1[2].conv2.conv.weight,
+    "layer2.0.conv1.weight": lambda e: e.layer2_1.conv1.conv.weight,
+    "layer2.0.downsample.0.weight": lambda e: e.layer2_1.shortcut.conv.weight,
+    "layer2.0.downsample.1.running_var": lambda e: e.layer2_1.shortcut.bn.running_var,
+    "layer2.3.bn1.bias": lambda e: e.layer2_2[2].conv1.bn.bias,
+    "layer3.0.conv2.weight": lambda e: e.layer3_1.conv2.conv.weight,
+    "layer3.3.bn2.running_mean": lambda e: e.layer3_2[2].conv2.bn.running_mean,
+}
+
+
+def _assert_loaded(encoder, state: dict[str, torch.Tensor]) -> None:
+    for key, get in CHECKED.items():
+        assert torch.equal(get(encoder), state[key]), key
     # The stem: conv1 at stride 1 on RGB, trimap channel zero, then BN (eval) + LeakyReLU(0.01).
+    encoder.eval()
     x = torch.randn(1, 4, 16, 16)
     expected = F.conv2d(x[:, :3], state["conv1.weight"], padding=3)
     expected = F.batch_norm(expected, state["bn1.running_mean"], state["bn1.running_var"], state["bn1.weight"],
                             state["bn1.bias"], training=False)
     with torch.no_grad():
         torch.testing.assert_close(encoder.layer0(x), F.leaky_relu(expected, 0.01))
+    assert torch.count_nonzero(encoder.layer0.conv.weight[:, 3]) == 0
+
+
+@pytest.mark.parametrize("fmt", ["torchvision", "official"])
+def test_pretrained_init_cfg_loads_in_init_weights(tmp_path, fmt):
+    state = _torchvision_resnet34_state_dict()
+    path = tmp_path / f"resnet34-{fmt}.pth"
+    torch.save(state if fmt == "torchvision" else _as_official(state), path)
+    net = A2UMattingNet(upsampler=STANDIN, encoder_init_cfg=dict(type="Pretrained", checkpoint=str(path)))
+    assert not torch.equal(net.encoder.layer1[2].conv2.conv.weight, state["layer1.2.conv2.weight"])
+    net.init_weights()  # what MMEngine's Runner.train() calls
+    _assert_loaded(net.encoder, state)
+    report = net.encoder.pretrained_report
+    assert report.format == fmt and report.matched == report.total == 125 and report.stem_widened
+    assert report.dropped and ("fc" if fmt == "torchvision" else "classifier") in report.as_dict()["dropped_groups"]
+
+
+def test_official_key_map_drops_what_the_official_code_drops():
+    official = _as_official(_torchvision_resnet34_state_dict())["state_dict"]
+    mapped = map_official_resnet34({k[len("module."):]: v for k, v in official.items()})
+    assert mapped.keys() == map_torchvision_resnet34(_torchvision_resnet34_state_dict()).keys() - {
+        k for k in map_torchvision_resnet34(_torchvision_resnet34_state_dict()) if k.endswith("num_batches_tracked")}
 
 
 def test_own_state_dict_round_trip_and_errors(tmp_path):
@@ -169,14 +227,30 @@ def test_own_state_dict_round_trip_and_errors(tmp_path):
     path = tmp_path / "encoder.pth"
     torch.save({"state_dict": {"encoder." + k: v for k, v in source.encoder.state_dict().items()}}, path)
     torch.manual_seed(5)
-    target = A2UMattingNet(upsampler=STANDIN, encoder_weights=path)
+    target = A2UMattingNet(upsampler=STANDIN, encoder_init_cfg=dict(type="Pretrained", checkpoint=str(path)))
+    target.init_weights()
     for key, value in source.encoder.state_dict().items():
         assert torch.equal(target.encoder.state_dict()[key], value), key
     with pytest.raises(FileNotFoundError, match="missing.pth"):
-        A2UMattingNet(upsampler=STANDIN, encoder_weights=tmp_path / "missing.pth")
+        A2UMattingNet(upsampler=STANDIN, encoder_init_cfg=dict(type="Pretrained",
+                                                              checkpoint=str(tmp_path / "missing.pth"))).init_weights()
     bad = tmp_path / "bad.pth"
     torch.save({"layer0.conv.weight": torch.zeros(64, 4, 7, 7)}, bad)
-    with pytest.raises(KeyError, match="bad.pth"):
+    with pytest.raises(EncoderWeightsError, match=r"bad.pth.*missing"):
         load_encoder_weights(target.encoder, bad)
     with pytest.raises(KeyError, match="layer9"):
         map_torchvision_resnet34({"conv1.weight": torch.zeros(64, 3, 7, 7), "layer9.0.conv1.weight": torch.zeros(1)})
+
+
+@pytest.mark.parametrize("damage", ["partial", "shape"])
+def test_partial_or_mis_shaped_pretrained_load_is_an_error(tmp_path, damage):
+    state = _torchvision_resnet34_state_dict()
+    if damage == "partial":
+        del state["layer2.1.conv1.weight"]
+    else:
+        state["layer1.0.conv2.weight"] = torch.zeros(64, 64, 5, 5)
+    path = tmp_path / "damaged.pth"
+    torch.save(state, path)
+    net = A2UMattingNet(upsampler=STANDIN, encoder_init_cfg=dict(type="Pretrained", checkpoint=str(path)))
+    with pytest.raises(EncoderWeightsError, match="missing" if damage == "partial" else "shape-mismatched"):
+        net.init_weights()

@@ -25,7 +25,7 @@ from pipeline.matting.dataset import OnlineCompositionDataset
 from pipeline.core.runs import find_resume_checkpoint
 from pipeline.matting.checkpoint import load_matting_model, read_checkpoint
 from pipeline.matting.params import TrainParams
-from pipeline.matting.train import config_for_variant, export_training, run_training, training_config
+from pipeline.matting.train import export_training, profile_config, run_training, training_config
 from tests.test_matting.test_data_matting import TRAIN_PIPELINE, make_composed_data
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,9 +67,11 @@ class _FixedBatchLossHook(Hook):
 
 
 def _reference_config(data_root: Path, work_root: Path, launcher: str = "none"):
-    """The run every test here shares: stand-in network, 6 iterations, validation + checkpoint every 2."""
-    params = TrainParams(iters=6, val_interval=2, crop=32, batch_size=2, lr=0.01, num_workers=0)
-    return training_config(config_for_variant("a2u"), params, seed=0, data_root=data_root, work_root=work_root,
+    """The run every test here shares: the paper recipe scaled to 6 iterations, stand-in network, validation on
+    the composed val split + checkpoint every 2."""
+    params = TrainParams(iters=6, val_interval=2, crop=32, batch_size=2, lr=0.01, num_workers=0,
+                         val_source="composed", encoder_weights="none")
+    return training_config(profile_config("paper"), params, seed=0, data_root=data_root, work_root=work_root,
                            launcher=launcher, extra={"model.network": dict(_delete_=True, type="TinyStandInMattingNet")})
 
 
@@ -214,8 +216,8 @@ def test_train_stage_with_the_real_network_at_a_tiny_size(composed: Path, tmp_pa
     from stages.train import main
 
     params = {"base": {"seed": 6, "profile": "smoke"},
-              "train": {"variants": ["bilinear"], "lr": 0.01, "budgets": {"smoke": {
-                  "iters": 2, "crop": 32, "batch_size": 2, "val_interval": 2, "num_workers": 0}}}}
+              "train": {"variants": ["bilinear"], "lr": 0.01, "iters": 2, "crop": 32, "batch_size": 2,
+                        "val_interval": 2, "num_workers": 0}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     main(["bilinear", "--params", str(tmp_path / "params.yaml"), "--data", str(composed),
           "--out", str(tmp_path / "results" / "bilinear"), "--work", str(tmp_path / "work" / "bilinear")])
@@ -224,6 +226,9 @@ def test_train_stage_with_the_real_network_at_a_tiny_size(composed: Path, tmp_pa
     assert summary["profile"] == "smoke" and summary["iters"] == 2 and summary["crop"] == 32
     assert summary["params"] == 8_049_003 and set(summary["final_val"]) == {"sad", "mse"}
     assert json.loads((out / "run.json").read_text())["stage"] == "train"
+    assert summary["encoder_init"] == {"checkpoint": None, "init": "random"}
+    assert "encoder: random init" in (out / "train_log.txt").read_text()
+    assert summary["checkpoints"]["best"]["iter"] == summary["checkpoints"]["last"]["iter"] == 2
     checkpoint = read_checkpoint(next((tmp_path / "work" / "bilinear").rglob("iter_2.pth")))
     lrs = sorted(group["lr"] for group in checkpoint["optimizer"]["param_groups"])
     assert lrs[0] == pytest.approx(lrs[-1] / 100)  # the encoder learns at lr / 100

@@ -61,7 +61,8 @@ def smoke_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run(["git", "init", "-q"], work)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], work)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke"], work)
-    _run(["dvc", "repro"], work)
+    proc = _run(["dvc", "repro"], work)
+    (work / "repro_console.txt").write_text(proc.stdout + proc.stderr)
     return work
 
 
@@ -75,9 +76,9 @@ def test_report_exists_and_links_resolve(smoke_repo: Path) -> None:
         assert (results / link).is_file(), f"report.md links to a missing file: {link}"
     assert "data:image/png;base64," in html and not re.search(r'(src|href)="(https?:)?//', html)
     for variant in ("bilinear", "a2u"):
-        assert f"{variant} (this run)" in md
-        metrics = json.loads((results / "eval" / variant / "metrics.json").read_text())
-        assert metrics["sets"]["test"]["n_images"] == metrics["sets"]["test"]["n_listed"] > 0
+        assert f"{variant} (this run, best checkpoint, iteration " in md
+        summary = json.loads((results / "eval" / variant / "summary.json").read_text())
+        assert summary["sets"]["test"]["n_images"] == summary["sets"]["test"]["n_listed"] > 0
 
 
 def test_every_report_cell_comes_from_results(smoke_repo: Path) -> None:
@@ -97,3 +98,32 @@ def test_second_repro_is_a_no_op(smoke_repo: Path) -> None:
     out = _run(["dvc", "repro"], smoke_repo).stdout
     assert "Running stage" not in out, out
     assert "up to date" in out.lower() or "didn't change" in out.lower(), out
+
+
+def test_console_is_short_and_names_each_stage(smoke_repo: Path) -> None:
+    """MMEngine's dumps go to the run logs; the console has a few lines per stage (measured: about 130)."""
+    console = (smoke_repo / "repro_console.txt").read_text()
+    lines = console.splitlines()
+    assert len(lines) < 200, f"{len(lines)} console lines"
+    for marker in ("System environment", "Hooks will be executed", "paramwise_options", "Config:"):
+        assert marker not in console, marker
+    for stage in ("compose", "toy", "train@a2u", "evaluate@a2u", "bench", "verify", "report"):
+        assert re.search(rf"^\d\d:\d\d:\d\d {re.escape(stage)}: done in .+ -> ", console, re.M), stage
+    assert re.search(r"toy: toy run 1/\d+: ", console)
+    logs = list((smoke_repo / "results" / "train" / "a2u").glob("train_log.txt"))
+    assert logs and "System environment" in logs[0].read_text(), "the full MMEngine log is kept in the file"
+
+
+def test_metrics_are_few_flat_scalars_and_fit_120_columns(smoke_repo: Path) -> None:
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], smoke_repo).stdout)
+    (files,) = [rev["data"] for rev in shown.values()]  # one revision: the workspace
+    assert not [f for f in files if "dvclive" in f], "DVCLive's per-run metrics are not DVC metrics"
+    for path, content in files.items():
+        values = content["data"]
+        flat = {k: v for k, v in values.items() if not isinstance(v, dict)}
+        nested = [v for v in values.values() if isinstance(v, dict)]
+        assert all(isinstance(v, (int, float)) for v in flat.values()), (path, values)
+        assert all(isinstance(x, (int, float)) for d in nested for x in d.values()), (path, values)
+        assert len(values) <= 4, (path, values)
+    table = _run(["dvc", "metrics", "show"], smoke_repo).stdout
+    assert max(len(line) for line in table.splitlines()) <= 120, table

@@ -1,4 +1,5 @@
-"""The report builds from a results/ tree alone, embeds its figures, and traces every number to a file."""
+"""The report builds from a results/ tree alone, tells at a glance what the run can say about the paper, traces
+every number to a file, names the checkpoint of every matting number, and flags what a figure would hide."""
 from __future__ import annotations
 
 import json
@@ -11,35 +12,58 @@ import pytest
 from pipeline.core.io import write_image, write_json
 from pipeline.core.params import BaseParams
 from pipeline.report.build import build_report, traced_cells
+from pipeline.report.cells import SourceReader, text_shows_value
 from pipeline.report.params import ReportParams
-from pipeline.report.cells import SourceReader
 from pipeline.report.render import render_html, render_markdown
-from pipeline.report.cells import text_shows_value
 
 BASE, PARAMS = BaseParams(seed=1, profile="smoke"), ReportParams(title="t", qualitative_images=2)
-
+METRICS = ("sad", "mse", "grad", "conn")
 
 
 def _ms(mean: float, std: float = 0.1) -> dict:
     return {"mean": mean, "std": std}
 
 
-def _fake_results(repo: Path) -> None:
+def _verify_json() -> dict:
+    counts = {"ours": 8049003, "official": 8049003, "equal": True}
+    return {"checks": {
+        "metric_parity": {"n_cases": 6, "max_rel_error": {m: 3e-7 for m in METRICS}, "tolerance": 1e-5, "passed": True,
+                          "full_set": {"n_cases": 45, "test": "tests/test_matting/test_metrics.py::x"}},
+        "operator_parity": {"max_abs_error": 3.3e-16, "tolerance": 1e-12, "passed": True},
+        "gradients": {"up": True, "down": True, "passed": True},
+        "parameter_counts": {"network": {"bilinear": counts,
+                                         "a2u extra": {"ours": 40232, "official": 40232, "equal": True}},
+                             "generator": {"shared C=64": {"ours": 5066, "official": 5066, "equal": True}},
+                             "passed": True},
+        "onnx_parity": {"max_abs_diff": {"32x48": 2e-7}, "max_abs_diff_worst": 2e-7, "tolerance": 1e-4,
+                        "passed": True}}}
+
+
+def _fake_results(repo: Path, source: str = "synthetic", iters: int = 4, sads: tuple = (20.0, 18.0),
+                  constant_pred: bool = False, crop: int = 64, batch: int = 2, n_test: int = 2) -> None:
     rng = np.random.default_rng(0)
     res = repo / "results"
-    for variant, sad in (("bilinear", 20.0), ("a2u", 18.0)):
+    for (variant, sad), best in zip((("bilinear", sads[0]), ("a2u", sads[1])), (300, 600)):
         write_json(res / "train" / variant / "summary.json",
-                   {"variant": variant, "params": 8049003, "complexity": {"input": 512, "gmacs": 52.5}, "iters": 4, "wall_time_s": 3.0,
+                   {"variant": variant, "params": 8049003, "complexity": {"input": 512, "gmacs": 52.5},
+                    "iters": iters, "crop": crop, "batch_size": batch, "wall_time_s": 3.0, "best_iter": best,
                     "final_val": {"sad": sad + 1, "mse": 0.01}})
-        test = {m: _ms(v) for m, v in zip(("sad", "mse", "grad", "conn"), (sad, 0.01, 5.0, 7.0))}
-        test["n_images"] = 2
-        metrics = {"sets": {"test": test, "alphamatting": dict(test)}, "sad": sad,
-                   "tiled_check": {"tile": 128, "sad": {"whole": sad, "tiled": sad + 0.01, "delta": 0.01},
-                                   **{m: {"delta": 0.0} for m in ("mse", "grad", "conn")},
-                                   "peak_mem_mb_max": {"whole": 50.0, "tiled": 20.0}}}
-        write_json(res / "eval" / variant / "metrics.json", metrics)
+        test = {m: _ms(v) for m, v in zip(METRICS, (sad, 0.01, 5.0, 7.0))}
+        test["n_images"] = n_test
+        write_json(res / "eval" / variant / "summary.json", {
+            "sets": {"test": test, "alphamatting": dict(test)}, "sad": sad,
+            "checkpoint": {"which": "best", "iter": best, "val": {"sad": sad + 0.5, "mse": 0.02}},
+            "tiled_check": {"tile": 128, "sad": {"whole": sad, "tiled": sad + 0.01, "delta": 0.01},
+                            **{m: {"delta": 0.0} for m in ("mse", "grad", "conn")},
+                            "peak_mem_mb_max": {"whole": 50.0, "tiled": 20.0}}})
         for name in ("a", "b"):
-            write_image(res / "eval" / variant / "pred" / "test" / f"{name}.png", rng.integers(0, 255, (16, 16), dtype=np.uint8))
+            pred = np.zeros((16, 16), np.uint8) if constant_pred else rng.integers(0, 255, (16, 16), dtype=np.uint8)
+            write_image(res / "eval" / variant / "pred" / "test" / f"{name}.png", pred)
+        (res / "train" / variant / "dvclive" / "plots" / "metrics" / "val").mkdir(parents=True)
+        (res / "train" / variant / "dvclive" / "plots" / "metrics" / "loss.tsv").write_text(
+            "timestamp\tstep\tloss\n1\t1\t0.5\n2\t2\t0.4\n")
+        (res / "train" / variant / "dvclive" / "plots" / "metrics" / "val" / "sad.tsv").write_text(
+            f"step\tsad\n{best}\t{sad + 0.5}\n")
     test = repo / "data" / "composed" / "test"
     (test / "list.txt").parent.mkdir(parents=True, exist_ok=True)
     (test / "list.txt").write_text("a\nb\n")
@@ -47,29 +71,42 @@ def _fake_results(repo: Path) -> None:
         write_image(test / "image" / f"{name}.png", rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
         write_image(test / "alpha" / f"{name}.png", rng.integers(0, 255, (16, 16), dtype=np.uint8))
         write_image(test / "trimap" / f"{name}.png", rng.choice(np.array([0, 128, 255], np.uint8), (16, 16)))
-    toy = {"protocol": "ours (modelled on the authors' group harness)", "profile": "smoke", "epochs": 1, "seeds": [0],
-           "results": {"mnist": {op: {"params": 1000, "best": {m: _ms(1.0) for m in ("psnr", "ssim", "mae", "mse", "epoch")},
-                                      "last": {m: _ms(1.0) for m in ("psnr", "ssim", "mae", "mse", "epoch")}}
-                                 for op in ("bilinear", "a2u")}}}
-    write_json(res / "toy" / "metrics.json", toy)
-    write_json(res / "compose" / "run.json", {"stage": "compose", "params": {"compose": {"source": "synthetic"}}})
-    (res / "train" / "a2u" / "dvclive" / "plots" / "metrics" / "train").mkdir(parents=True)
-    (res / "train" / "a2u" / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv").write_text(
-        "timestamp\tstep\tloss\n1\t1\t0.5\n2\t2\t0.4\n")
+    block = {m: _ms(1.0, 0.0) for m in ("psnr", "ssim", "mae", "mse")}
+    toy = {"protocol": "ours (modelled on the authors' group harness)", "profile": "smoke", "epochs": 2, "seeds": [0],
+           "results": {"mnist": {op: {"params": 1000, "best": {**block, "epoch": _ms(2.0, 0.0)},
+                                      "last": {**block, "epoch": _ms(2.0, 0.0)}} for op in ("bilinear", "a2u")}}}
+    write_json(res / "toy" / "summary.json", toy)
+    write_json(res / "compose" / "run.json", {"stage": "compose", "params": {"compose": {"source": source}}})
+    write_json(res / "verify" / "verify.json", _verify_json())
+    write_json(res / "bench" / "details" / "targets.json",
+               {"checks": [{"name": "a2u up / bilinear", "value": 6.5, "limit": "≤ 3.0", "met": False},
+                           {"name": "grad s", "value": 0.01, "limit": "≤ 0.3", "met": True}]})
+    shapes = [{"shape": {"batch": 1, "channels": 64, "size": s, "where": f"matting/stage{i}"},
+               "results": {op: {"up_fwd": {"ratio": r}, "down_fwd": {"ratio": 2 * r}}
+                           for op, r in (("bilinear", 1.0), ("a2u", 6.5))}} for i, s in enumerate((32, 64))]
+    write_json(res / "bench" / "details" / "ops.json", {"operators": ["bilinear", "a2u"], "shapes": shapes})
+    write_json(res / "bench" / "details" / "operators.json",
+               {"bilinear": {"down": "2×2 max-pool", "up": "BilinearPair"}, "a2u": {"down": "A2D", "up": "A2UPair"}})
 
 
-@pytest.fixture()
-def report_repo(tmp_path: Path):
-    _fake_results(tmp_path)
+def _build(tmp_path: Path, **kwargs):
+    _fake_results(tmp_path, **kwargs)
     fig_dir = tmp_path / "results" / "report"
-    fig_dir.mkdir(parents=True)
-    return tmp_path, build_report(tmp_path, BASE, PARAMS, fig_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    return build_report(tmp_path, BASE, PARAMS, fig_dir)
+
+
+@pytest.fixture(scope="module")
+def report_repo(tmp_path_factory: pytest.TempPathFactory):
+    """One report of the default fake results, shared by the read-only tests (figures take seconds to draw)."""
+    root = tmp_path_factory.mktemp("report")
+    return root, _build(root)
 
 
 def test_every_cell_comes_from_a_results_file(report_repo) -> None:
     repo, report = report_repo
     cells = traced_cells(report)
-    assert len(cells) > 30
+    assert len(cells) > 40
     reader = SourceReader(repo)
     for cell in cells:
         assert cell["source"].startswith("results/"), cell
@@ -78,6 +115,46 @@ def test_every_cell_comes_from_a_results_file(report_repo) -> None:
             node = node[part]
         assert node == cell["value"]
         assert text_shows_value(cell["text"], node), cell
+
+
+def test_glance_says_a_synthetic_cpu_run_cannot_test_the_claim(report_repo) -> None:
+    _, report = report_repo
+    claim = report.glance["claim"]
+    assert claim["verdict"] == "not tested by this run" and not claim["testable"]
+    assert claim["reasons"] == ["data", "training iterations", "training crop", "batch size"]
+    rows = {row[0].text: [c.text for c in row[1:]] for row in report.tables["claim"].rows}
+    assert rows["training iterations"] == ["180,000", "4", "no"]
+    assert rows["test SAD, bilinear → a2u"][:2] == ["37.31 → 32.15 (-13.8%)", "20.00 → 18.00 (-10.0%)"]
+    html = render_html(report)
+    assert "The paper's claim is not tested by this run." in html and "v-not-tested-by-this-run" in html
+    assert "<b>-10.0%</b>" not in html and "**" not in html  # no bold gain, no literal markdown in the HTML
+
+
+@pytest.mark.parametrize("sads, verdict", [((37.0, 32.0), "reproduced"), ((37.0, 36.9), "not reproduced")])
+def test_glance_verdict_on_the_papers_setting(tmp_path: Path, sads: tuple, verdict: str) -> None:
+    report = _build(tmp_path, source="comp1k", iters=180000, crop=512, batch=16, n_test=1000, sads=sads)
+    assert report.glance["claim"]["testable"] and report.glance["claim"]["verdict"] == verdict
+
+
+def test_verification_results_are_in_the_glance_box(report_repo) -> None:
+    _, report = report_repo
+    rows = {row[0].text: row for row in report.tables["verification"].rows}
+    metric = rows["SAD/MSE/Grad/Conn against the original MATLAB code"]
+    assert metric[1].source == "results/verify/verify.json" and metric[1].text.startswith("3.0e-07")
+    assert rows["parameters: matting network, bilinear baseline"][1].text == "8,049,003"
+    assert {row[-1].text for row in report.tables["verification"].rows} <= {"passed", "equal"}
+    assert report.glance["targets"] == {"met": 1, "missed": 1, "not_measured": 0, "total": 2}
+
+
+def test_every_matting_number_names_its_checkpoint(report_repo) -> None:
+    _, report = report_repo
+    header = report.tables["matting"].header
+    rows = {row[0].text: row for row in report.tables["matting"].rows}
+    assert rows["a2u"][header.index("checkpoint (iteration)")].text == "600 (best)"
+    assert rows["a2u"][header.index("val SAD (checkpoint)")].value == 18.5  # validation at that checkpoint
+    labels = [row[0].text for row in report.tables["paper_vs_reproduced"].rows if "this run" in row[0].text]
+    assert labels == ["a2u (this run, best checkpoint, iteration 600)",
+                      "bilinear (this run, best checkpoint, iteration 300)"]
 
 
 def test_paper_and_synthetic_rows_are_labelled_apart(report_repo) -> None:
@@ -90,6 +167,20 @@ def test_paper_and_synthetic_rows_are_labelled_apart(report_repo) -> None:
     assert [c.value for c in paper[1][2:6]] == [37.31, 0.0103, 21.38, 35.39]
 
 
+def test_toy_table_shows_whole_epochs_and_no_duplicate_columns(report_repo) -> None:
+    _, report = report_repo
+    table = report.tables["toy"]
+    assert "PSNR, last epoch" not in table.header  # best == last here: one set of columns
+    assert [row[3].text for row in table.rows] == ["2 (best)", "2 (best)"]
+
+
+def test_constant_predictions_are_flagged(tmp_path: Path) -> None:
+    report = _build(tmp_path, constant_pred=True)
+    assert "qualitative" in report.figures
+    (note,) = report.notes["qualitative"]
+    assert note.startswith("4 of 4 predictions shown are constant") and "a2u on a (0)" in note
+
+
 def test_html_is_self_contained_and_markdown_links_resolve(report_repo) -> None:
     repo, report = report_repo
     html = render_html(report)
@@ -98,12 +189,13 @@ def test_html_is_self_contained_and_markdown_links_resolve(report_repo) -> None:
     md_path = repo / "results" / "report.md"
     md = render_markdown(report, md_path)
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert links, "figures expected in the markdown"
+    assert {Path(link).name for link in links} >= {"training_curves.png", "matting_bars.png", "qualitative.png",
+                                                   "bench_ratios.png"}
     for link in links:
         assert (md_path.parent / link).is_file(), link
-    assert "protocol: ours" in md.lower() or "Protocol: ours" in md
-    assert "Tiled inference" in md and "+0.01" in md
-    assert "A2U over the bilinear baseline" in md and "13.8%" in md and "10.0%" in md
+    assert "Protocol: ours" in md and "Tiled inference" in md and "+0.01" in md
+    for text in (md, html, json.dumps(traced_cells(report))):
+        assert "../" not in text and "/shared/" not in text, "the report refers to a path outside the repository"
 
 
 def test_missing_stage_is_reported_not_hidden(tmp_path: Path) -> None:
@@ -112,5 +204,6 @@ def test_missing_stage_is_reported_not_hidden(tmp_path: Path) -> None:
     fig_dir.mkdir()
     report = build_report(tmp_path, BASE, PARAMS, fig_dir)
     md = render_markdown(report, tmp_path / "results" / "report.md")
-    assert "not produced by this run" in md
+    assert md.count("not produced by this run") == 3  # verify, toy, bench
+    assert report.glance["claim"]["verdict"] == "not tested by this run"
     json.loads(json.dumps(traced_cells(report), default=str))

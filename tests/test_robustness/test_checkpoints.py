@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _config(width: int) -> Config:
-    cfg = Config.fromfile(str(REPO / "configs/matting/a2u_r34_2xb8-180k_comp1k_paper.py"))
+    cfg = Config.fromfile(str(REPO / "configs/matting/a2u-matting_r34_2xb8-180k_comp1k-512px_paper.py"))
     cfg.model.network = dict(type="TinyStandInMattingNet", width=width)
     cfg.custom_imports.imports = [*cfg.custom_imports.imports, "tests.test_matting.test_data_matting"]
     return cfg
@@ -36,8 +36,9 @@ def make_train_dir(root: Path, width: int = 8, seed: int = 0, record: bool = Tru
     model = MODELS.build(cfg.model)
     for name in ("best.pth", "last.pth"):
         torch.save({"state_dict": model.state_dict(), "meta": {"iter": 4}}, root / name)
-    checkpoints = {n: checkpoint_record(root / n) for n in ("best.pth", "last.pth")} if record else None
-    write_json(root / "summary.json", {"variant": "stand-in", **({"checkpoints": checkpoints} if record else {})})
+    checkpoints = {n: {"iter": 4, "selected_by": "test", **(checkpoint_record(root / f"{n}.pth") if record else {})}
+                   for n in ("best", "last")}  # the train stage's summary.json format
+    write_json(root / "summary.json", {"variant": "stand-in", "checkpoints": checkpoints})
     return root
 
 
@@ -83,7 +84,7 @@ def _other_variant(path: Path) -> None:
     other = make_train_dir(path.parent.parent / "wide", width=16)
     shutil.copy(other / path.name, path)
     summary = json.loads((path.parent / "summary.json").read_text())
-    summary["checkpoints"][path.name] = checkpoint_record(path)
+    summary["checkpoints"][path.stem].update(checkpoint_record(path))
     write_json(path.parent / "summary.json", summary)
 
 

@@ -13,7 +13,7 @@ from pipeline.core.io import read_alpha, write_image, write_json
 from pipeline.core.manifest import file_record, set_hash
 from pipeline.core.params import build
 from pipeline.matting.params import TrainParams
-from pipeline.matting.train import config_for_variant, export_training, run_training, training_config
+from pipeline.matting.train import export_training, profile_config, run_training, training_config
 from pipeline.toy.params import ToyParams
 from pipeline.toy.runner import run_track
 from tests.test_matting.test_data_matting import make_composed_data
@@ -30,8 +30,9 @@ class _CountIterations(Hook):
 
 def _train(data: Path, work: Path, out: Path) -> tuple[int, dict]:
     """One train-stage invocation of the stand-in network (2 iterations): (iterations trained, summary)."""
-    params = TrainParams(iters=2, val_interval=2, crop=32, batch_size=2, lr=0.01, num_workers=0)
-    cfg = training_config(config_for_variant("a2u"), params, seed=0, data_root=data, work_root=work,
+    params = TrainParams(iters=2, val_interval=2, crop=32, batch_size=2, lr=0.01, num_workers=0,
+                         val_source="composed", encoder_weights="none")
+    cfg = training_config(profile_config("paper"), params, seed=0, data_root=data, work_root=work,
                           extra={"model.network": dict(_delete_=True, type="TinyStandInMattingNet")})
     counter = _CountIterations()
     result = run_training(cfg, extra_hooks=[counter])

@@ -95,28 +95,29 @@ def test_compose_recovers_from_kills(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------- train
 @pytest.fixture(scope="module")
-def stand_in_configs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """configs/matting with the a2u config's network replaced by the tiny stand-in (registered by its module)."""
-    folder = tmp_path_factory.mktemp("configs")
-    base = REPO / "configs" / "matting" / "a2u_r34_2xb8-180k_comp1k_paper.py"
+def stand_in_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke recipe with the tiny stand-in network (registered by its module, imported by the config)."""
     from mmengine.config import Config
 
-    imports = Config.fromfile(str(base)).custom_imports.imports + ["tests.test_matting.test_data_matting"]
-    (folder / base.name).write_text(f"_base_ = [{str(base)!r}]\n"
-                                    "model = dict(network=dict(_delete_=True, type='TinyStandInMattingNet'))\n"
-                                    f"custom_imports = dict(imports={imports!r}, allow_failed_imports=False)\n")
-    return folder
+    base = REPO / "configs" / "matting" / "a2u-matting_r34_1xb2-4i_synthetic-64px_smoke.py"
+    imports = Config.fromfile(str(base)).custom_imports.imports + ["tests.test_robustness.stand_in"]
+    path = tmp_path_factory.mktemp("configs") / "stand-in_smoke.py"
+    path.write_text(f"_base_ = [{str(base)!r}]\n"
+                    "model = dict(network=dict(_delete_=True, type='TinyVariantStandIn'))\n"
+                    f"custom_imports = dict(imports={imports!r}, allow_failed_imports=False)\n")
+    return path
 
 
-def test_train_recovers_from_kills(tmp_path: Path, stand_in_configs: Path) -> None:
+def test_train_recovers_from_kills(tmp_path: Path, stand_in_config: Path) -> None:
     from stages.train import main as train
 
     data = make_composed_data(tmp_path / "composed")
-    params = _params(tmp_path / "params.yaml", {"train": {"variants": ["a2u"], "budgets": {"smoke": {
-        "iters": 4, "crop": 32, "batch_size": 2, "val_interval": 2, "num_workers": 0, "flops_size": 32}}}})
+    params = _params(tmp_path / "params.yaml", {"train": {
+        "variants": ["a2u"], "config": str(stand_in_config), "iters": 4, "crop": 32, "batch_size": 2,
+        "val_interval": 2, "num_workers": 0, "flops_size": 32, "val_source": "composed", "encoder_weights": "none"}})
 
     def args(root: Path) -> list[str]:
-        return ["a2u", "--params", str(params), "--data", str(data), "--configs", str(stand_in_configs),
+        return ["a2u", "--params", str(params), "--data", str(data),
                 "--out", str(root / "results" / "train" / "a2u"), "--work", str(root / "work" / "a2u")]
 
     train(args(tmp_path / "ref"))
@@ -176,9 +177,10 @@ def test_evaluate_recovers_from_kills(tmp_path: Path, monkeypatch: pytest.Monkey
     drive("none", "evaluate", args(run))
     assert not leftovers(out) and [p.name for p in out.parent.iterdir()] == ["a2u"]
     assert tree(out / "pred") == tree(reference / "pred")
-    got, expected = (json.loads((d / "metrics.json").read_text()) for d in (out, reference))
+    assert (out / "metrics.json").read_text() == (reference / "metrics.json").read_text()
+    got, expected = (json.loads((d / "summary.json").read_text()) for d in (out, reference))
     for key in ("sad", "mse", "grad", "conn", "n_images", "n_failed"):
-        assert got[key] == expected[key], key
+        assert got["sets"]["test"][key] == expected["sets"]["test"][key], key
     assert got["tiled_check"]["sad"] == expected["tiled_check"]["sad"]
 
 
@@ -199,16 +201,16 @@ def test_toy_recovers_from_kills(tmp_path: Path) -> None:
                 "--no-dvclive"]
 
     toy(args(tmp_path / "ref"))
-    reference = json.loads((tmp_path / "ref" / "results" / "toy" / "metrics.json").read_text())
+    reference = json.loads((tmp_path / "ref" / "results" / "toy" / "summary.json").read_text())
     out = tmp_path / "run" / "results" / "toy"
 
     drive("mmengine.runner.runner:save_checkpoint:1", "toy", args(tmp_path / "run"))  # epoch 1 saved, not renamed
     assert [p.name for p in leftovers(out)] == [".epoch_1.pth.tmp"]
-    drive("stages.toy:write_text:1:before", "toy", args(tmp_path / "run"))  # every run finished, metrics.json written
+    drive("stages.toy:write_text:1:before", "toy", args(tmp_path / "run"))  # every run finished, summary written
     assert not (out / "table.md").exists() and not leftovers(out)
     drive("none", "toy", args(tmp_path / "run"))
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["results"] == reference["results"] and (out / "table.md").is_file() and not leftovers(out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"] == reference["results"] and (out / "table.md").is_file() and not leftovers(out)
 
 
 # ------------------------------------------------------------------------------------------- bench
@@ -217,13 +219,14 @@ def test_bench_recovers_from_a_kill(tmp_path: Path) -> None:
         "operators": ["bilinear"], "network_variants": ["bilinear"], "threads": 1, "repeats": 1, "batch_sizes": [1],
         "op_matting_sizes": [32], "op_include_toy": False, "network_sizes": [32], "metrics_size": 32,
         "metrics_repeats": 1, "export": False}})
-    out = tmp_path / "results" / "bench"
-    drive("pipeline.bench.run:write_json:2", "bench", ["--params", str(params), "--out", str(out)])
+    out, metrics = tmp_path / "results" / "bench" / "details", tmp_path / "results" / "bench" / "metrics.json"
+    args = ["--params", str(params), "--out", str(out), "--metrics", str(metrics)]
+    drive("pipeline.bench.run:write_json:2", "bench", args)
     assert len(leftovers(out)) == 1 and not out.exists()
-    drive("none", "bench", ["--params", str(params), "--out", str(out)])
-    assert not leftovers(out)
+    drive("none", "bench", args)
+    assert not leftovers(out, metrics) and metrics.is_file()
     assert {p.name for p in out.iterdir()} == {"ops.json", "networks.json", "targets.json", "table.md", "ratios.png",
-                                               "run.json"}
+                                               "operators.json", "run.json"}
 
 
 # ------------------------------------------------------------------------------------------- report

@@ -38,7 +38,7 @@ def test_smoke_stage_writes_finite_metrics_that_beat_the_mean_image(tmp_path, fa
     out = tmp_path / "results" / "toy"
     toy_stage(["--params", str(tmp_path / "params.yaml"), "--out", str(out), "--runs", str(out / "runs"),
                "--no-download"])
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "summary.json").read_text())
     assert metrics["protocol"] == PROTOCOL and metrics["profile"] == "smoke" and metrics["seeds"] == [0]
     row = metrics["results"]["mnist"]["bilinear"]
     for which in ("best", "last"):
@@ -49,6 +49,9 @@ def test_smoke_stage_writes_finite_metrics_that_beat_the_mean_image(tmp_path, fa
     assert "protocol: ours (modelled on the authors' group harness)" in (out / "table.md").read_text()
     assert (out / "grid.png").stat().st_size > 1000
     assert json.loads((out / "run.json").read_text())["stage"] == "toy"
+    # the DVC metrics: one flat file per operator and measure, a number per dataset (the best checkpoint's)
+    assert json.loads((out / "psnr" / "bilinear.json").read_text()) == {"mnist": row["best"]["psnr"]["mean"]}
+    assert json.loads((out / "ssim" / "bilinear.json").read_text()) == {"mnist": row["best"]["ssim"]["mean"]}
 
 
 class Interrupted(RuntimeError):

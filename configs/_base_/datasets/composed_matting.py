@@ -1,8 +1,14 @@
 # Composed matting data (data/composed/, written by the compose stage): online composition for training
-# (GCA-style augmentation, spec 5.1) and the held-out val split at full size for validation (never the test split).
-# `stages/train.py` overrides the data roots, crop, batch size and workers from params.yaml.
+# (GCA-style augmentation, spec 5.1) and, when `val_source` names one, a validation set at full size (never the
+# test split). `pipeline.matting.train.training_config` resolves these settings into the config that runs (and
+# is saved as results/train/<variant>/config.py): `crop_size` sets CropAroundUnknown (and RandomResizeForeground
+# to 5/4 of it), `total_batch_size` is split over the processes, `val_source` picks the validation data:
+#   None: no validation (the last checkpoint is evaluated); 'composed': the composed set's held-out val/ split;
+#   a folder with image/, alpha/, trimap/ (and optional list.txt): validation on it.
 data_root = 'data/composed'
 crop_size = 512
+total_batch_size = 16
+val_source = None
 
 train_pipeline = [
     dict(type='LoadCompositionSample'),
@@ -23,7 +29,7 @@ val_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=8,  # per GPU: 2 GPUs × 8 = 16 (spec 5.3)
+    batch_size=8,  # per process: total_batch_size / processes (2 GPUs × 8 = 16, spec 5.3)
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
@@ -37,3 +43,14 @@ val_dataloader = dict(
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='MattingValDataset', data_root=data_root + '/val', pipeline=val_pipeline))
 val_evaluator = dict(type='MattingValMetric', prefix='val')
+# `tools/test.py CONFIG CHECKPOINT` (MMEngine `Runner.test()`): the composed test split at full size, scored with
+# SAD/MSE/Grad/Conn by the same MATLAB-exact functions as the evaluate stage (`pipeline.matting.metrics`).
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='MattingValDataset', data_root=data_root + '/test', pipeline=val_pipeline))
+test_evaluator = dict(type='MattingValMetric', prefix='test', metric_names=('sad', 'mse', 'grad', 'conn'))
+test_cfg = dict(type='TestLoop')

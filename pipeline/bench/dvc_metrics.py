@@ -1,0 +1,31 @@
+"""The bench stage's DVC metric `results/bench/metrics.json`: the headline time ratios, nothing else.
+
+    {"up_x": 6.48, "down_x": 64.5, "net_x": 1.21}
+
+- `up_x`: A2U upsampler forward time ÷ `F.interpolate(bilinear)`, worst over the matting shapes;
+- `down_x`: A2D downsampler forward time (kernel generation included) ÷ 2×2 average pooling, likewise;
+- `net_x`: matting network forward time with A2U ÷ with bilinear at 1024² (absent when not measured).
+
+These are the ratios the performance targets are stated in (`details/targets.json` has all of them with their
+limits); absolute times, memory and every other shape stay in `details/` (ops.json, networks.json).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.bench.ops import summarise_ratios
+
+#: Network input size of the `net_x` ratio (the size of the network performance target).
+NETWORK_SIZE = 1024
+
+
+def bench_metrics(ops: dict[str, Any], nets: dict[str, Any] | None, operator: str = "a2u") -> dict[str, float]:
+    """The headline ratios of one bench run (keys absent when their measurement did not run)."""
+    worst = summarise_ratios(ops.get("shapes", []), operator, "matting")
+    out = {key: round(float(worst[mode]), 4) for key, mode in (("up_x", "up_fwd"), ("down_x", "down_fwd"))
+           if mode in worst}
+    for item in (nets or {}).get("sizes", []):
+        ratio = item.get("variants", {}).get(operator, {}).get("time_ratio_vs_bilinear")
+        if item.get("size") == NETWORK_SIZE and ratio is not None:
+            out["net_x"] = round(float(ratio), 4)
+    return out

@@ -1,0 +1,119 @@
+"""OpenMMLab-style entry points over the matting library: `init_model`, `matting_inference`, config preparation.
+
+`tools/train.py`, `tools/test.py` and `demo/matting_demo.py` are thin command lines over these; they run the same
+code as the DVC stages: the same Runner (`pipeline.core.runs.AtomicCheckpointRunner`, through
+`pipeline.matting.train.run_training` for training), datasets, transforms, MATLAB-exact metrics
+(`pipeline.matting.metrics`) and full-resolution inference (`pipeline.matting.inference.predict_alpha`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from torch import nn
+
+from pipeline.core.io import check_same_size, index_images, read_rgb, read_trimap
+from pipeline.matting.checkpoint import CheckpointError, read_checkpoint, recorded_checkpoint
+from pipeline.matting.inference import predict_alpha
+
+
+
+def default_config_for(checkpoint: str | Path) -> Path:
+    """`config.py` beside a checkpoint (the layout of `results/train/<variant>/`)."""
+    return Path(checkpoint).with_name("config.py")
+
+
+def init_model(config: str | Path | Config, checkpoint: str | Path | None = None,
+               device: str | torch.device = "cpu") -> nn.Module:
+    """Build the model of `config` (its `custom_imports` register the classes) and load `checkpoint`'s weights.
+
+    Accepts the exported `best.pth` / `last.pth` of the train stage and MMEngine's `iter_<n>.pth` /
+    `best_*.pth` of a work dir. Every key must match (an error lists the first mismatches).
+    Returns the model in eval mode on `device`; `model(x)` maps N×4×H×W to a raw alpha N×1×H×W.
+    """
+    from models.registry import MODELS
+
+    cfg = config if isinstance(config, Config) else Config.fromfile(str(_existing(config, "config")))
+    model = MODELS.build(cfg.model)
+    if checkpoint is not None:
+        path = _existing(checkpoint, "checkpoint")  # checked against its summary.json record when it has one
+        state = read_checkpoint(path, recorded_checkpoint(path.parent, path.name))["state_dict"]
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # a shape mismatch raises even when strict=False
+            detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:4])
+            raise CheckpointError(f"{checkpoint} does not fit the model of {getattr(cfg, 'filename', config)}: "
+                                  f"{detail}") from exc
+        if missing or unexpected:
+            raise ValueError(f"{checkpoint} does not match the model of {getattr(cfg, 'filename', config)}: "
+                             f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+    return model.to(device).eval()
+
+
+def _existing(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} file not found")
+    return path
+
+
+def matting_inference(model: nn.Module, image: str | Path, trimap: str | Path, device: str | torch.device = "cpu",
+                      tile: int | None = None) -> np.ndarray:
+    """Alpha matte (H×W uint8) of one image file with its trimap file; no ground truth needed.
+
+    The image is read as RGB, the trimap must hold only 0 (background), 128 (unknown) and 255 (foreground) and have
+    the image's size (errors name the file and the offending values). Inference pads to the network stride,
+    runs at full resolution (or in overlapping `tile`×`tile` tiles) and pastes the trimap's known regions.
+    """
+    rgb, tri = read_rgb(image), read_trimap(trimap)
+    check_same_size({"image": rgb, "trimap": tri}, f"{image} with {trimap}")
+    return predict_alpha(model, rgb, tri, tile=tile, device=device)
+
+
+def pair_folders(image_dir: str | Path, trimap_dir: str | Path) -> list[tuple[Path, Path]]:
+    """(image, trimap) pairs of two folders, matched by file stem (the accepted extensions and rules of
+    `pipeline.core.io.index_images`); an image without a trimap is an error."""
+    images = sorted(index_images(image_dir).values())
+    if not images:
+        raise FileNotFoundError(f"{image_dir}: no images")
+    trimaps = index_images(trimap_dir)
+    missing = [p.name for p in images if p.stem not in trimaps]
+    if missing:
+        raise FileNotFoundError(f"{trimap_dir}: no trimap for {len(missing)} image(s) of {image_dir}: {missing[:5]}")
+    return [(p, trimaps[p.stem]) for p in images]
+
+
+def prepare_runner_config(cfg: Config, work_dir: str | Path, launcher: str = "none",
+                          cfg_options: dict[str, Any] | None = None) -> Config:
+    """The settings `tools/train.py` and `tools/test.py` add to a config, as the train stage does:
+
+    `--cfg-options` merged first, then the work dir, the launcher, DVCLive's folder inside the work dir (not the
+    current directory), and without CUDA the gloo backend (torch's SyncBatchNorm has no CPU kernel: rank 0's BN
+    statistics are broadcast instead, as in `pipeline.matting.train.training_config`).
+    """
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.work_dir = str(Path(work_dir).resolve())
+    cfg.launcher = launcher
+    for backend in cfg.get("visualizer", {}).get("vis_backends", []):
+        if backend["type"] == "SafeDVCLiveVisBackend":
+            backend["save_dir"] = str(Path(cfg.work_dir) / "dvclive")
+    if not torch.cuda.is_available() and "env_cfg" in cfg:
+        cfg.env_cfg.dist_cfg = dict(backend="gloo")
+        cfg.sync_bn = None
+        if "model_wrapper_cfg" in cfg:
+            cfg.model_wrapper_cfg.broadcast_buffers = True
+    return cfg
+
+
+def check_data_roots(cfg: Config, loaders: Iterable[str]) -> None:
+    """Raise FileNotFoundError naming the loader and folder when a dataloader's data root does not exist."""
+    for name in loaders:
+        root = Path(cfg[name].dataset.data_root)
+        if not root.is_dir():
+            raise FileNotFoundError(
+                f"{name}.dataset.data_root: folder {root} not found (build it with `dvc repro compose`, or point "
+                f"to another one with --cfg-options {name}.dataset.data_root=PATH)")

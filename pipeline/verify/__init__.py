@@ -1,0 +1,1 @@
+"""The verify stage: evidence, written to results/verify/, for what this repository checks about itself."""

@@ -1,0 +1,66 @@
+"""Train a matting model from a config file, OpenMMLab style (the same Runner, hooks and data as the train stage).
+
+    python tools/train.py configs/matting/a2u_r34_2xb8-180k_comp1k_paper.py \
+        --cfg-options train_cfg.max_iters=200 train_cfg.val_interval=100 --work-dir work_dirs/a2u
+    python tools/train.py CONFIG --work-dir work_dirs/a2u --resume        # continue an interrupted run
+    torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch  # DDP (gloo on CPU, nccl on GPU)
+
+The config is used as written (per-process batch size, iterations, schedule); `--cfg-options` overrides any key.
+Checkpoints (`iter_<n>.pth`, the best by validation SAD), the MMEngine log and DVCLive curves go to the work dir
+(default `work_dirs/<config name>`). Without `--resume`, a work dir that already holds checkpoints is an error
+(nothing is overwritten); with it, training continues from the newest complete checkpoint, RNG state included.
+The DVC pipeline's `train` stage runs the same code with the sizes of params.yaml.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+
+from pipeline.core.logs import run_cli, stage_logging  # noqa: E402
+from pipeline.core.runs import find_best_checkpoint, find_resume_checkpoint  # noqa: E402
+from pipeline.matting.apis import check_data_roots, prepare_runner_config  # noqa: E402
+from pipeline.matting.train import run_training  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="config file, e.g. configs/matting/a2u_r34_2xb8-180k_comp1k_paper.py")
+    parser.add_argument("--work-dir", help="checkpoints and logs (default: work_dirs/<config name>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the work dir")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override config keys, e.g. train_cfg.max_iters=100 train_dataloader.batch_size=2")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Train; return the last validation metrics (e.g. {'sad': ..., 'mse': ...})."""
+    args = parse_args(argv)
+    work_dir = Path(args.work_dir or Path("work_dirs") / Path(args.config).stem)
+    with stage_logging("tools/train", work_dir) as log:
+        cfg = prepare_runner_config(Config.fromfile(args.config), work_dir, args.launcher, args.cfg_options)
+        check_data_roots(cfg, ("train_dataloader", "val_dataloader"))
+        existing = find_resume_checkpoint(work_dir)
+        if existing is not None and not args.resume:
+            raise FileExistsError(f"{work_dir} already holds {existing.name}: pass --resume to continue that run, "
+                                  "or choose another --work-dir")
+        if existing is not None:
+            log.info("resuming from %s", existing)
+        log.info("%s: %d iterations, validation every %d", args.config, cfg.train_cfg.max_iters,
+                 cfg.train_cfg.val_interval)
+        result = run_training(cfg)
+        best = find_best_checkpoint(work_dir)
+        log.info("last validation: %s; best checkpoint %s",
+                 ", ".join(f"{k} {v:.4g}" for k, v in result.final_val.items()) or "none",
+                 best if best else "(none: no validation ran)")
+    return result.final_val
+
+
+if __name__ == "__main__":
+    run_cli(main)
