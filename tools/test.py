@@ -1,7 +1,7 @@
 """Test a matting checkpoint with MMEngine's `Runner.test()`, OpenMMLab style.
 
     python tools/test.py results/train/a2u/config.py results/train/a2u/best.pth
-    python tools/test.py configs/matting/a2u_r34_2xb8-180k_comp1k_paper.py work_dirs/a2u/iter_200.pth \
+    python tools/test.py configs/matting/a2u-matting_r34_1xb4-900i_synthetic-64px_cpu.py work_dirs/a2u/iter_200.pth \
         --cfg-options test_dataloader.dataset.data_root=data/composed/test --out work_dirs/a2u/test.json
 
 The config's `test_dataloader` (the composed test split at full size) and `test_evaluator` (SAD, MSE, Grad and

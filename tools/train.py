@@ -1,11 +1,14 @@
 """Train a matting model from a config file, OpenMMLab style (the same Runner, hooks and data as the train stage).
 
-    python tools/train.py configs/matting/a2u_r34_2xb8-180k_comp1k_paper.py \
+    python tools/train.py configs/matting/a2u-matting_r34_1xb4-900i_synthetic-64px_cpu.py \
         --cfg-options train_cfg.max_iters=200 train_cfg.val_interval=100 --work-dir work_dirs/a2u
     python tools/train.py CONFIG --work-dir work_dirs/a2u --resume        # continue an interrupted run
     torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch  # DDP (gloo on CPU, nccl on GPU)
 
-The config is used as written (per-process batch size, iterations, schedule); `--cfg-options` overrides any key.
+`--cfg-options` overrides any key first; then the config is resolved exactly as the train stage resolves it
+(`pipeline.matting.train.resolve_recipe`): its `crop_size`, `total_batch_size` (over all processes) and
+`val_source` set the training crop, the per-process batch and the validation loop (e.g. `--cfg-options
+crop_size=128 total_batch_size=8`); iterations and schedule are the config's `train_cfg`/`param_scheduler`.
 Checkpoints (`iter_<n>.pth`, the best by validation SAD), the MMEngine log and DVCLive curves go to the work dir
 (default `work_dirs/<config name>`). Without `--resume`, a work dir that already holds checkpoints is an error
 (nothing is overwritten); with it, training continues from the newest complete checkpoint, RNG state included.
@@ -29,7 +32,7 @@ from pipeline.matting.train import run_training  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="config file, e.g. configs/matting/a2u_r34_2xb8-180k_comp1k_paper.py")
+    parser.add_argument("config", help="config file, e.g. configs/matting/a2u-matting_r34_1xb4-900i_synthetic-64px_cpu.py")
     parser.add_argument("--work-dir", help="checkpoints and logs (default: work_dirs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the work dir")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},

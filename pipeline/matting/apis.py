@@ -90,22 +90,22 @@ def prepare_runner_config(cfg: Config, work_dir: str | Path, launcher: str = "no
                           cfg_options: dict[str, Any] | None = None) -> Config:
     """The settings `tools/train.py` and `tools/test.py` add to a config, as the train stage does:
 
-    `--cfg-options` merged first, then the work dir, the launcher, DVCLive's folder inside the work dir (not the
-    current directory), and without CUDA the gloo backend (torch's SyncBatchNorm has no CPU kernel: rank 0's BN
-    statistics are broadcast instead, as in `pipeline.matting.train.training_config`).
+    `--cfg-options` merged first, then the recipe resolved exactly as the train stage resolves it
+    (`pipeline.matting.train.resolve_recipe`: the config's `crop_size`, `total_batch_size` and `val_source`
+    set the crop, the per-process batch and the validation loop; the loaders keep their own data roots), then
+    the work dir, the launcher and DVCLive's folder inside the work dir (not the current directory).
     """
+    from pipeline.matting.train import resolve_recipe
+
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    if "train_dataloader" in cfg:
+        resolve_recipe(cfg, launcher=launcher, origin=str(getattr(cfg, "filename", "config")))
     cfg.work_dir = str(Path(work_dir).resolve())
     cfg.launcher = launcher
     for backend in cfg.get("visualizer", {}).get("vis_backends", []):
         if backend["type"] == "SafeDVCLiveVisBackend":
             backend["save_dir"] = str(Path(cfg.work_dir) / "dvclive")
-    if not torch.cuda.is_available() and "env_cfg" in cfg:
-        cfg.env_cfg.dist_cfg = dict(backend="gloo")
-        cfg.sync_bn = None
-        if "model_wrapper_cfg" in cfg:
-            cfg.model_wrapper_cfg.broadcast_buffers = True
     return cfg
 
 

@@ -207,26 +207,49 @@ def training_config(config_file: str | Path, params: TrainParams, *, seed: int, 
         cfg.val_source = params.val_source
     if extra:
         cfg.merge_from_dict(extra)
+    cfg.randomness = dict(seed=int(seed), deterministic=False)
+    val_folder = resolve_recipe(cfg, params, data_root=data_root, launcher=launcher, origin=str(config_file))
+    identity = _input_identity(cfg, data_root, val_folder)
+    cfg.work_dir = str(Path(work_root).resolve() / run_fingerprint(cfg, CODE, identity, 12))
+    for backend in cfg.visualizer.vis_backends:
+        if backend["type"] == "SafeDVCLiveVisBackend":
+            backend["save_dir"] = str(Path(cfg.work_dir) / "dvclive")
+    return cfg
+
+
+def resolve_recipe(cfg: Config, params: TrainParams | None = None, *, data_root: str | Path | None = None,
+                   launcher: str = "none", origin: str = "config") -> Path | None:
+    """Resolve a matting config in place into the configuration that runs; return the validation folder.
+
+    The config's top-level knobs `crop_size`, `total_batch_size`, `val_source` (and `params`' non-null keys,
+    which win) set the training crop (CropAroundUnknown; RandomResizeForeground at 5/4 of it), the per-process
+    batch (total / processes), the validation loop (none at all without a source) and the checkpoint/log
+    intervals; the helper variables are rewritten to what runs. With `data_root` the loaders read
+    `<data_root>/train` (and `<data_root>/val` for `val_source: composed`); without it (tools/train.py) the
+    loaders' own roots stay. The stage (`training_config`) and `tools/train.py` both call this, so a config file
+    means the same thing to both.
+    """
+    params = params or TrainParams()
     if params.iters is not None:
         scale_schedule(cfg, params.iters)
     if params.val_interval is not None:
         cfg.train_cfg.val_interval = params.val_interval
     if params.lr is not None:
         cfg.optim_wrapper.optimizer.lr = float(params.lr)
-    cfg.randomness = dict(seed=int(seed), deterministic=False)
 
     world = _world_size(launcher)
     total = params.batch_size if params.batch_size is not None else int(cfg.get("total_batch_size", 0) or 0)
     if total < 1:
-        raise ValueError(f"{config_file}: no total_batch_size (and train.batch_size is null)")
+        raise ValueError(f"{origin}: no total_batch_size (and train.batch_size is null)")
     if total % world:
         raise ValueError(f"train.batch_size {total} is not divisible by the {world} processes")
     crop = params.crop if params.crop is not None else int(cfg.get("crop_size", 0) or 0)
     if crop < NETWORK_STRIDE or crop % NETWORK_STRIDE:
-        raise ValueError(f"{config_file}: crop_size {crop} is not a positive multiple of {NETWORK_STRIDE}")
+        raise ValueError(f"{origin}: crop_size {crop} is not a positive multiple of {NETWORK_STRIDE}")
     loader = cfg.train_dataloader
     loader.batch_size = total // world
-    loader.dataset.data_root = str(Path(data_root) / "train")
+    if data_root is not None:
+        loader.dataset.data_root = str(Path(data_root) / "train")
     for step in loader.dataset.pipeline:
         if step["type"] == "CropAroundUnknown":
             step["crop"] = crop
@@ -235,7 +258,9 @@ def training_config(config_file: str | Path, params: TrainParams, *, seed: int, 
     if params.num_workers is not None:
         loader.num_workers = params.num_workers
 
-    val_folder = resolve_val_source(cfg.get("val_source"), data_root)
+    val_root = Path(data_root) if data_root is not None else Path(cfg.get("data_root", "data/composed"))
+    val_folder = resolve_val_source(cfg.get("val_source"), val_root) if data_root is not None else \
+        (None if cfg.get("val_source") in (None, NONE) else Path(cfg.val_dataloader.dataset.data_root))
     if val_folder is None:
         cfg.val_source = None
         cfg.val_dataloader, cfg.val_cfg, cfg.val_evaluator = None, None, None
@@ -243,7 +268,7 @@ def training_config(config_file: str | Path, params: TrainParams, *, seed: int, 
         cfg.default_hooks.checkpoint.pop("rule", None)
     else:
         if cfg.get("val_dataloader") is None or cfg.get("val_cfg") is None or cfg.get("val_evaluator") is None:
-            raise ValueError(f"{config_file}: val_source {cfg.val_source!r} needs val_dataloader, val_cfg and "
+            raise ValueError(f"{origin}: val_source {cfg.val_source!r} needs val_dataloader, val_cfg and "
                              f"val_evaluator in the config")
         cfg.val_dataloader.dataset.data_root = str(val_folder)
     for each in (loader, cfg.get("val_dataloader")):
@@ -267,17 +292,12 @@ def training_config(config_file: str | Path, params: TrainParams, *, seed: int, 
     cfg.crop_size, cfg.total_batch_size = crop, total
     _set_if_present(cfg, "max_iters", max_iters)
     _set_if_present(cfg, "val_interval", val_interval)
-    _set_if_present(cfg, "data_root", str(data_root))
+    if data_root is not None:
+        _set_if_present(cfg, "data_root", str(data_root))
     _set_if_present(cfg, "train_pipeline", copy.deepcopy(loader.dataset.pipeline))
     if cfg.get("val_dataloader") is not None:
         _set_if_present(cfg, "val_pipeline", copy.deepcopy(cfg.val_dataloader.dataset.pipeline))
-
-    identity = _input_identity(cfg, data_root, val_folder)
-    cfg.work_dir = str(Path(work_root).resolve() / run_fingerprint(cfg, CODE, identity, 12))
-    for backend in cfg.visualizer.vis_backends:
-        if backend["type"] == "SafeDVCLiveVisBackend":
-            backend["save_dir"] = str(Path(cfg.work_dir) / "dvclive")
-    return cfg
+    return val_folder
 
 
 def recipe(cfg: Config) -> dict[str, Any]:

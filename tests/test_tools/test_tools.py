@@ -21,7 +21,7 @@ from pipeline.matting.apis import init_model
 from pipeline.matting.eval_sets import EvalSet
 from pipeline.matting.evaluate import evaluate_set
 from pipeline.matting.inference import predict_alpha
-from pipeline.matting.train import config_for_variant
+from pipeline.matting.train import profile_config
 from pipeline.matting.val_metric import MattingValMetric
 from tests.test_matting.test_data_matting import make_composed_data
 
@@ -37,20 +37,20 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def config(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A user's config: the paper config of A2U with a tiny network and this data (as one would write it)."""
+    """A user's config: the cpu profile's config with a tiny network and this data (as one would write it)."""
     path = tmp_path_factory.mktemp("cfg") / "tiny_a2u.py"
-    base = (REPO / config_for_variant("a2u")).resolve()
+    base = (REPO / profile_config("cpu", REPO / "configs" / "matting")).resolve()
     path.write_text(f"_base_ = [{str(base)!r}]\n"
                     "model = dict(network=dict(_delete_=True, type='TinyStandInMattingNet'))\n"
-                    f"train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, "
+                    "total_batch_size = 2\n"
+                    f"train_dataloader = dict(num_workers=0, persistent_workers=False, "
                     f"dataset=dict(data_root={str(data / 'train')!r}))\n"
                     f"val_dataloader = dict(dataset=dict(data_root={str(data / 'val')!r}))\n"
                     f"test_dataloader = dict(dataset=dict(data_root={str(data / 'test')!r}))\n")
     return path
 
 
-SHORT = ["train_cfg.max_iters=2", "train_cfg.val_interval=2", "default_hooks.checkpoint.interval=2",
-         "train_dataloader.dataset.pipeline.6.crop=32"]
+SHORT = ["train_cfg.max_iters=2", "train_cfg.val_interval=2", "crop_size=32"]
 
 
 @pytest.fixture(scope="module")
