@@ -2,6 +2,7 @@
 and the toy stage still reuses the finished runs of an invocation that adds a run."""
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from tests.test_matting.test_data_matting import make_composed_data
 from tests.test_toy.conftest import TINY_NET, write_fake_mnist
 
 
+_RUNS = itertools.count()
+
+
 class _CountIterations(Hook):
     def __init__(self) -> None:
         self.iterations = 0
@@ -32,8 +36,11 @@ def _train(data: Path, work: Path, out: Path) -> tuple[int, dict]:
     """One train-stage invocation of the stand-in network (2 iterations): (iterations trained, summary)."""
     params = TrainParams(iters=2, val_interval=2, crop=32, batch_size=2, lr=0.01, num_workers=0,
                          val_source="composed", encoder_weights="none")
+    # one experiment name per run: MMEngine's MessageHub is per name and process, and would carry the previous
+    # run's best score into this one (no new best checkpoint); the stage runs one training per process
     cfg = training_config(profile_config("paper"), params, seed=0, data_root=data, work_root=work,
-                          extra={"model.network": dict(_delete_=True, type="TinyStandInMattingNet")})
+                          extra={"model.network": dict(_delete_=True, type="TinyStandInMattingNet"),
+                                 "experiment_name": f"fresh_{next(_RUNS)}"})
     counter = _CountIterations()
     result = run_training(cfg, extra_hooks=[counter])
     export_training(result, out, summary={"variant": "stand-in"})
