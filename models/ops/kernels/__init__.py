@@ -8,10 +8,12 @@
 - `common.py`: execution-mode checks, argument checks, blocking and clipping helpers.
 """
 from models.ops.kernels.depthwise import (adaptive_avg_pool2d, adaptive_avg_pool2d_by_matrices,
-                                          depthwise_correlation, depthwise_correlation_plain)
+                                          depthwise_correlation, depthwise_correlation_plain,
+                                          depthwise_correlations, pool_and_mean)
 from models.ops.kernels.down import a2d_downsample, a2d_downsample_plain, a2d_downsample_unfold
 from models.ops.kernels.up import a2u_upsample, reassemble_up, reassemble_up_plain, reassemble_up_unfold
 
 __all__ = ["reassemble_up", "a2u_upsample", "reassemble_up_plain", "reassemble_up_unfold", "a2d_downsample",
            "a2d_downsample_plain", "a2d_downsample_unfold", "adaptive_avg_pool2d", "adaptive_avg_pool2d_by_matrices",
-           "depthwise_correlation", "depthwise_correlation_plain"]
+           "depthwise_correlation", "depthwise_correlation_plain", "depthwise_correlations",
+           "pool_and_mean"]

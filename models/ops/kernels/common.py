@@ -3,9 +3,21 @@ from __future__ import annotations
 
 import torch
 
+#: `torch.profiler.record_function` ranges around the eager A2U kernels (forward and backward), read by the bench's
+#: floor profile (`pipeline.bench.floor`). Never entered while tracing/exporting (the plain forms run then).
+PROFILE_LABELS = {
+    "a2u::correlation": "the generator's u/v depthwise correlations (forward and backward)",
+    "a2u::reassembly_up": "the upsampling reassembly, A2U's and CARAFE's (forward and backward)",
+    "a2u::reassembly_down": "A2D's downsampling reassembly (forward and backward)",
+}
+
 #: Bytes of output (or of gradient, in backward) per block and intra-op thread: ~L2-sized. Measured on a 2-core
 #: AMD EPYC (1 MiB L2 per core), 1 thread: 1–2 MiB best; smaller blocks lose to per-call Python overhead.
 BLOCK_BYTES = 1 << 20
+#: On CPU, upsampling inputs of at most this many pixels per image use the channels-last kernels of `small.py`;
+#: larger ones the NCHW row kernels of `up.py` (measured on the 2-core Xeon, 1 thread: forward+backward
+#: 0.6–0.8× the time at 4×4 … 16×16, even or slower from 32×32).
+SMALL_MAP_PIXELS = 16 * 16
 #: Block bytes on accelerators (CUDA): large, since each op is a kernel launch and memory bandwidth is ample.
 DEVICE_BLOCK_BYTES = 64 << 20
 
@@ -87,17 +99,24 @@ def blocks(n: int, rows: int, row_bytes: int, max_fraction: float = 1.0, device_
 
     On CPU a block holds about BLOCK_BYTES per intra-op thread (each op splits its block between the threads),
     which also keeps the number of parallel regions, each a thread barrier, small. On GPUs blocks are large
-    (DEVICE_BLOCK_BYTES: few kernel launches). Either way at most `max_fraction` of the whole (bounds per-block
-    temps relative to the output).
+    (DEVICE_BLOCK_BYTES: few kernel launches). A whole that fits in one block is one block (per-op overhead
+    dominates small tensors: splitting a toy-sized A2D forward in four cost ~15% more, measured); a larger
+    whole is split into blocks of at most `max_fraction` of it (bounds per-block temps relative to the output).
     """
     image_bytes = max(1, rows * row_bytes)
     per_block = BLOCK_BYTES * max(1, torch.get_num_threads()) if device_type == "cpu" else DEVICE_BLOCK_BYTES
-    budget = min(per_block, max(row_bytes, int(n * image_bytes * max_fraction)))
+    whole = n * image_bytes
+    budget = whole if whole <= per_block else min(per_block, max(row_bytes, int(whole * max_fraction)))
     if image_bytes <= budget:
         step = budget // image_bytes
         return [(slice(i, min(n, i + step)), slice(0, rows)) for i in range(0, n, step)]
     band = max(1, budget // max(1, row_bytes))
     return [(slice(i, i + 1), slice(r, min(rows, r + band))) for i in range(n) for r in range(0, rows, band)]
+
+
+def use_small_path(x: torch.Tensor, pixels: int) -> bool:
+    """Whether an upsampling input of `pixels` per image goes to the channels-last small-map kernels."""
+    return x.device.type == "cpu" and pixels <= SMALL_MAP_PIXELS
 
 
 def restore_format(out: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

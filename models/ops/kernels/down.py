@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+from torch.profiler import record_function
 
 from models.ops.kernels.common import blocks, check_inputs, common_dtype, is_tracing, restore_format, unshifted_first
 
@@ -67,9 +68,10 @@ def a2d_downsample(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, gro
     x, kernels = x.to(dtype), kernels.to(dtype)
     if is_tracing():
         return a2d_downsample_plain(x, kernels, kernel_size, group_size)
-    if torch.is_grad_enabled() and (x.requires_grad or kernels.requires_grad):
-        return A2DDownsampleFunction.apply(x, kernels, kernel_size, group_size)
-    return down_forward(x, kernels, kernel_size, group_size)
+    with record_function("a2u::reassembly_down"):
+        if torch.is_grad_enabled() and (x.requires_grad or kernels.requires_grad):
+            return A2DDownsampleFunction.apply(x, kernels, kernel_size, group_size)
+        return down_forward(x, kernels, kernel_size, group_size)
 
 
 def a2d_downsample_plain(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int,
@@ -249,6 +251,7 @@ class A2DDownsampleFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out):  # type: ignore[override]
         x, kernels = ctx.saved_tensors
-        grad_x, grad_k = down_backward(grad_out, x, kernels, *ctx.config,
-                                       need_x=ctx.needs_input_grad[0], need_kernels=ctx.needs_input_grad[1])
+        with record_function("a2u::reassembly_down"):
+            grad_x, grad_k = down_backward(grad_out, x, kernels, *ctx.config,
+                                           need_x=ctx.needs_input_grad[0], need_kernels=ctx.needs_input_grad[1])
         return grad_x, grad_k, None, None
