@@ -28,7 +28,11 @@ Deliberate differences from the official code (spec 9.2):
   code produces (s², G) and normalises across the wrong axis);
 - `embed(x, stride=1)` also exists, for the self-guided `A2U` module (window i−⌊(k−1)/2⌋ … i+⌊k/2⌋);
 - `predict_down=False` omits the P_down projection for modules that only upsample;
-- no custom CUDA: the reassembly is cache-blocked PyTorch with an explicit backward (`models/ops/kernels/`).
+- no custom CUDA: the reassembly is cache-blocked PyTorch with an explicit backward (`models/ops/kernels/`);
+- CPU training speed (numerics equal up to float summation order): u and v of every rank are correlated in one
+  call whose backward computes the shared filters' gradient per image as one dense-convolution weight gradient;
+  the k×k pooled context and the global mean come from two GEMMs; the 1×1 convs that read the same input run as one
+  convolution with concatenated weights (tracing keeps the modules' own ops, so FLOP counts are unchanged).
 """
 from __future__ import annotations
 
