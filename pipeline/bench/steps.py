@@ -1,4 +1,4 @@
-"""Whole training steps and network forwards, A2U against bilinear, timed interleaved at several thread counts.
+"""Whole training steps, A2U against bilinear, timed interleaved at several thread counts.
 
 A *training step* is what one iteration of the `toy` or `train` stage costs without data loading: zero the
 gradients, forward, the stage's loss, backward, optimiser step.
@@ -8,7 +8,7 @@ gradients, forward, the stage's loss, backward, optimiser step.
 - matting (`matting_step`): `A2UMattor(A2UMattingNet(upsampler))` on N×4×crop×crop inputs with the spec-5.2
   loss (masked Charbonnier on alpha and composition) against random targets, Adam (the paper's optimiser).
 
-A *forward* (`network_forward`) is `A2UMattingNet(upsampler)` in eval mode under no_grad on 1×4×S×S.
+Network forwards are timed by `pipeline.bench.networks` (same interleaving and thread counts).
 
 All variants of one case are built from the same seed and measured in one process by
 `pipeline.bench.timing.interleaved_medians` (round-robin, start rotated), once per thread count in
@@ -30,7 +30,7 @@ from pipeline.bench.timing import interleaved_medians, thread_count, timer_for
 
 logger = logging.getLogger(__name__)
 Step = Callable[[], Any]
-KINDS = ("toy_train", "matting_train", "matting_forward")
+KINDS = ("toy_train", "matting_train")
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,13 @@ class StepCase:
 
     @property
     def label(self) -> str:
-        what = {"toy_train": "toy train step", "matting_train": "matting train step",
-                "matting_forward": "matting forward"}[self.kind]
+        what = {"toy_train": "toy train step", "matting_train": "matting train step"}[self.kind]
         return f"{what}, batch {self.batch}, {self.size}²"
 
     @property
     def units(self) -> float:
-        """Work estimate for the time budget: pixels × batch (× 3 for a training step's backward)."""
-        return float(self.batch * self.size * self.size * (1 if self.kind == "matting_forward" else 3))
+        """Work estimate for the time budget (seconds scale with it within a kind): batch × pixels."""
+        return float(self.batch * self.size * self.size)
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "batch": self.batch, "size": self.size, "label": self.label}
@@ -106,27 +105,11 @@ def matting_step(variant: str, batch: int, crop: int, seed: int = 0, device: tor
     return step
 
 
-def network_forward(variant: str, batch: int, size: int, seed: int = 0, device: torch.device | str = "cpu") -> Step:
-    """One eval-mode, no_grad forward of the matting network `variant` on a fixed N×4×size×size input."""
-    from models.matting.network import A2UMattingNet
-
-    torch.manual_seed(seed)
-    net = A2UMattingNet(upsampler=variant).to(device).eval()
-    x = torch.randn(batch, 4, size, size, generator=torch.Generator().manual_seed(seed)).to(device)
-
-    def forward() -> Any:
-        with torch.no_grad():
-            return net(x)
-    return forward
-
-
 def build_step(case: StepCase, variant: str, seed: int = 0, device: torch.device | str = "cpu") -> Step:
     """The zero-argument callable measured for `variant` in `case`."""
     if case.kind == "toy_train":
         return toy_step(variant, case.batch, case.size, seed, device)
-    if case.kind == "matting_train":
-        return matting_step(variant, case.batch, case.size, seed, device)
-    return network_forward(variant, case.batch, case.size, seed, device)
+    return matting_step(variant, case.batch, case.size, seed, device)
 
 
 def bench_case(case: StepCase, variants: Sequence[str], threads: Iterable[int], repeats: int, seed: int = 0,

@@ -113,10 +113,8 @@ def test_blocks_cover_every_image_row_once(monkeypatch, n, rows, row_bytes, thre
 
 
 def test_forward_extra_memory_at_most_the_output(monkeypatch):
-    """The NCHW row kernels (maps above `SMALL_MAP_PIXELS`) hold at most one output's worth of temps once the
-    tensor spans several blocks (`BLOCK_BYTES` shrunk so that these small tensors do)."""
+    """The NCHW row kernels (every map above `SMALL_MAP_PIXELS`) hold at most one output's worth of temps."""
     monkeypatch.setattr(common, "SMALL_MAP_PIXELS", 0)
-    monkeypatch.setattr(common, "BLOCK_BYTES", 4096)
     memory = pytest.importorskip("pipeline.bench.memory")
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 64, 32, 32, generator=gen)

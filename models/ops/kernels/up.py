@@ -31,7 +31,7 @@ from torch.autograd.function import once_differentiable
 from torch.profiler import record_function
 
 from models.ops.kernels import common
-from models.ops.kernels.common import (blocks, check_inputs, common_dtype, is_tracing, local, restore_format,
+from models.ops.kernels.common import (Workspace, blocks, check_inputs, common_dtype, is_tracing, local, restore_format,
                                        shifted_range, unshifted_first)
 from models.ops.kernels.small import up_backward_small, up_forward_small
 
@@ -174,10 +174,12 @@ def up_backward(grad_out: torch.Tensor, x: torch.Tensor, kernels: torch.Tensor, 
     gx_v = grad_x.view(n, group_size, cg, h, w) if grad_x is not None else None
     gk_v = grad_k.view(n, group_size, s2, h, r, r * w) if grad_k is not None else None
     offsets = unshifted_first(up_offsets(kernel_size), (1, 2))
+    workspace = Workspace(x)
     for bs, rows in blocks(n, h, c * r * r * w * x.element_size(), device_type=x.device.type):
         band = rows.stop - rows.start
-        gather = x.new_empty(bs.stop - bs.start, group_size, cg, band, r * w) if gx_v is not None else None
-        product = x.new_empty(bs.stop - bs.start, group_size, cg, band, r, r * w) if gk_v is not None else None
+        nb = bs.stop - bs.start
+        gather = workspace.get("gather", (nb, group_size, cg, band, r * w)) if gx_v is not None else None
+        product = workspace.get("product", (nb, group_size, cg, band, r, r * w)) if gk_v is not None else None
         g_b, g_phases = g[bs], g[bs].unbind(4)                                     # hoisted views
         kern_phases = [k.unbind(4) for k in kern[bs].unbind(2)]                    # [e][phase]: nb×G×1×h×rw
         for e, a, b in offsets:
