@@ -9,7 +9,8 @@ reassembly; `a2u_upsample` is `kernels.reassemble_up`, which CARAFE uses too) ->
 from models.ops import basic, carafe, indexnet  # noqa: F401  (register the other operators)
 from models.ops.a2u import A2D, A2U, A2UKernelGenerator
 from models.ops.kernels import a2d_downsample, a2u_upsample, reassemble_up
-from models.ops.pairs import PAIR_NAMES, OperatorPair, build_pair, count_parameters, pair_keywords
+from models.ops.pairs import (ABLATION_PAIR_NAMES, PAIR_NAMES, OperatorPair, build_pair, count_parameters,
+                              pair_keywords)
 
-__all__ = ["PAIR_NAMES", "OperatorPair", "build_pair", "pair_keywords", "count_parameters", "A2U", "A2D",
+__all__ = ["PAIR_NAMES", "ABLATION_PAIR_NAMES", "OperatorPair", "build_pair", "pair_keywords", "count_parameters", "A2U", "A2D",
            "A2UKernelGenerator", "reassemble_up", "a2u_upsample", "a2d_downsample"]

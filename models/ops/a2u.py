@@ -28,7 +28,11 @@ Deliberate differences from the official code (spec 9.2):
   code produces (s², G) and normalises across the wrong axis);
 - `embed(x, stride=1)` also exists, for the self-guided `A2U` module (window i−⌊(k−1)/2⌋ … i+⌊k/2⌋);
 - `predict_down=False` omits the P_down projection for modules that only upsample;
-- no custom CUDA: the reassembly is cache-blocked PyTorch with an explicit backward (`models/ops/kernels/`).
+- no custom CUDA: the reassembly is cache-blocked PyTorch with an explicit backward (`models/ops/kernels/`);
+- CPU training speed (numerics equal up to float summation order): u and v of every rank are correlated in one
+  call whose backward computes the shared filters' gradient per image as one dense-convolution weight gradient;
+  the k×k pooled context and the global mean come from two GEMMs; the 1×1 convs that read the same input run as one
+  convolution with concatenated weights (tracing keeps the modules' own ops, so FLOP counts are unchanged).
 """
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ from torch import nn
 from torch.nn.utils import skip_init
 from torch.utils.checkpoint import checkpoint
 
-from models.ops.kernels import a2d_downsample, a2u_upsample, adaptive_avg_pool2d, depthwise_correlation
+from models.ops.kernels import a2d_downsample, a2u_upsample, depthwise_correlations, pool_and_mean
+from models.ops.kernels.common import is_tracing
 from models.registry import MODELS
 
 
@@ -100,6 +105,10 @@ class A2UKernelGenerator(nn.Module):
 
     def embed(self, x: torch.Tensor, stride: int = 2) -> torch.Tensor:
         """Second-order embedding z: x N×C×H×W -> N×d×H/stride×W/stride (stride 2: H, W even; or 1)."""
+        return self._embed(x, stride)[0]
+
+    def _embed(self, x: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z N×d×h×w, global mean of x N×C): the embedding and the context the projections P need."""
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"x must be N×{self.channels}×H×W, got {tuple(x.shape)}")
         if stride == 2 and (x.shape[-2] % 2 or x.shape[-1] % 2):
@@ -107,17 +116,33 @@ class A2UKernelGenerator(nn.Module):
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         k, d = self.encoder_kernel, self.rank
-        pooled = adaptive_avg_pool2d(x, k)
-        e_u = depthwise_correlation(x, self.filter_u(pooled), k, d, stride)
-        e_v = depthwise_correlation(x, self.filter_v(pooled), k, d, stride)
+        pooled, mean = pool_and_mean(x, k)
+        filters = self._pointwise(pooled, (self.filter_u, self.filter_v))        # N×2d(·C)×k×k: u ranks, v ranks
+        sets = depthwise_correlations(x, filters, k, 2 * d, stride)               # 2d × N×C×h×w
+        e_u, e_v = (s[0] if d == 1 else torch.stack(s, 1).flatten(0, 1) for s in (sets[:d], sets[d:]))
         e_u = F.leaky_relu(self.norm_u(e_u), 0.01)
         e_v = F.leaky_relu(self.norm_v(e_v), 0.01)
         z = (e_u * e_v).sum(dim=1) / math.sqrt(self.channels)
-        return z.view(x.shape[0], self.rank, *z.shape[-2:])
+        return z.view(x.shape[0], self.rank, *z.shape[-2:]), mean
 
-    def _logits(self, proj: nn.Conv2d, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Per-image 1×1 projection of z (N×d×h×w) by P = proj(mean of x): N×(2s)²G×h×w, at least float32."""
-        p = proj(x.mean(dim=(2, 3), keepdim=True)).view(x.shape[0], -1, self.rank)
+    @staticmethod
+    def _pointwise(inp: torch.Tensor, convs: tuple[nn.Conv2d, ...]) -> torch.Tensor:
+        """The 1×1 convs `convs` applied to `inp` N×C×a×b, outputs concatenated along channels.
+
+        Eager: one convolution with the weights concatenated (one call and one backward instead of one per
+        conv); tracing: each module on its own, so FLOP counts see the modules.
+        """
+        if is_tracing():
+            return torch.cat([conv(inp) for conv in convs], 1)
+        weight = torch.cat([conv.weight for conv in convs])
+        bias = torch.cat([conv.bias for conv in convs])
+        if inp.shape[-2:] == (1, 1):
+            return F.linear(inp.flatten(1), weight.flatten(1), bias)[..., None, None]
+        return F.conv2d(inp, weight, bias)
+
+    def _logits(self, p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Per-image 1×1 projection of z (N×d×h×w) by P (N×(2s)²G·d×1×1): N×(2s)²G×h×w, at least float32."""
+        p = p.view(z.shape[0], -1, self.rank)
         logits = torch.einsum("nmd,ndhw->nmhw", p, z.to(p.dtype))
         return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
@@ -137,12 +162,14 @@ class A2UKernelGenerator(nn.Module):
 
     def up_kernels(self, x: torch.Tensor, stride: int = 2) -> torch.Tensor:
         """Up kernels N×(G·s²)×(2H/stride)×(2W/stride) from x N×C×H×W (stride 1: self-guided, at x's size ×2)."""
-        return self.normalise_up(self._logits(self.proj_up, x, self.embed(x, stride)))
+        z, mean = self._embed(x, stride)
+        return self.normalise_up(self._logits(self._pointwise(mean[..., None, None], (self.proj_up,)), z))
 
     def down_kernels(self, x: torch.Tensor) -> torch.Tensor:
         """Down kernels N×(G·(2s)²)×H/2×W/2 only, from x N×C×H×W (H, W even)."""
         self._require_down()
-        return self.normalise_down(self._logits(self.proj_down, x, self.embed(x, stride=2)))
+        z, mean = self._embed(x, stride=2)
+        return self.normalise_down(self._logits(self._pointwise(mean[..., None, None], (self.proj_down,)), z))
 
     def _require_down(self) -> None:
         if self.proj_down is None:
@@ -151,10 +178,9 @@ class A2UKernelGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x N×C×H×W (H, W even) -> (down N×(G·(2s)²)×H/2×W/2, up N×(G·s²)×H×W), both float32, summing to 1."""
         self._require_down()
-        z = self.embed(x, stride=2)
-        down = self.normalise_down(self._logits(self.proj_down, x, z))
-        up = self.normalise_up(self._logits(self.proj_up, x, z))
-        return down, up
+        z, mean = self._embed(x, stride=2)
+        p_down, p_up = self._pointwise(mean[..., None, None], (self.proj_down, self.proj_up)).chunk(2, 1)
+        return self.normalise_down(self._logits(p_down, z)), self.normalise_up(self._logits(p_up, z))
 
 
 @MODELS.register_module(name="A2U")

@@ -25,6 +25,22 @@ The nine pairs of toy_protocol.md, registered in `OPERATOR_PAIRS` under `PAIR_NA
 | carafe | 2×2 avg-pool (`down=` as above) | CARAFE (k_up=5, k_enc=3) |
 | indexnet | index-weighted pooling (depthwise M2O), state = decoder index | index ⊙ nearest(z) |
 | a2u, a2u-unshared | A2D with generator kernels, state = paired up kernels | A2U with those kernels |
+
+Ablation pairs (A2U's alternative implementations; registered, but not in `PAIR_NAMES`, so the default toy and
+matting lists do not run them; name them explicitly, e.g. `-S 'toy.operators=[a2u,a2u-avgpool]'`). Each
+changes one thing against `a2u` (shared u, v, rank d=1, up kernel s=3, A2D window 2s=6, encoder kernel k=6):
+
+| name | down(x) -> (low, state) | up(z, state) | params at C=64 |
+|---|---|---|---|
+| a2u-avgpool | 2×2 avg-pool; state = up kernels from the encoder feature x (generator without P_down) | A2U with those kernels | 2,726 |
+| a2u-maxpool | 2×2 max-pool; state as a2u-avgpool | A2U with those kernels | 2,726 |
+| a2u-self | 2×2 avg-pool, no state | self-guided A2U: kernels from the decoder feature z itself (stride-1 u, v) | 2,726 |
+| a2u-d2 | A2D, rank d = 2 | A2U, rank 2 | 9,876 |
+| a2u-s1 | A2D with a 2×2 window (s = 1) | A2U with 1×1 kernels (a sigmoid gate on nearest) | 906 |
+| a2u-s5 | A2D with a 10×10 window (s = 5) | A2U with 5×5 kernels | 13,386 |
+
+(`a2u-unshared` is the channel-wise ablation of u, v.) The `down=` keyword of a2u-avgpool / a2u-self picks
+'avgpool' or 'maxpool' as for the interpolation pairs (a2u-maxpool is a2u-avgpool with `down='maxpool'`).
 """
 from __future__ import annotations
 
@@ -35,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.ops.a2u import A2D
+from models.ops.a2u import A2D, A2U, A2UKernelGenerator
 from models.ops.basic import DeconvUp, MaxPoolDown, StridedConvDown, max_unpool2x
 from models.ops.carafe import CARAFETorch
 from models.ops.indexnet import IndexNetDown, IndexNetUp
@@ -45,6 +61,8 @@ from models.registry import OPERATOR_PAIRS
 #: Pair names as in `toy_protocol.md`, in table order.
 PAIR_NAMES = ("nearest", "bilinear", "deconv", "pixelshuffle", "maxunpool", "carafe", "indexnet", "a2u",
               "a2u-unshared")
+#: A2U's alternative implementations (ablations), registered but run only when named.
+ABLATION_PAIR_NAMES = ("a2u-avgpool", "a2u-maxpool", "a2u-self", "a2u-d2", "a2u-s1", "a2u-s5")
 
 
 class OperatorPair(nn.Module):
@@ -197,16 +215,22 @@ class IndexNetPair(OperatorPair):
 
 @OPERATOR_PAIRS.register_module(name="a2u")
 class A2UPair(OperatorPair):
-    """A2D down (state = the paired up kernels), A2U up. Keywords as in `A2D` (`shared`: the pair's default)."""
+    """A2D down (state = the paired up kernels), A2U up. Keywords as in `A2D`; None takes the pair's own default
+    (`defaults`: s=3, d=1, shared for `a2u`; the ablation subclasses change one of them)."""
 
-    shared_default = True
+    defaults: dict[str, Any] = {"up_kernel": 3, "rank": 1, "shared": True}
 
-    def __init__(self, channels: int, up_kernel: int = 3, up_group: int = 1, encoder_kernel: int = 6, rank: int = 1,
-                 shared: bool | None = None, norm_groups: int = 32) -> None:
+    def __init__(self, channels: int, up_kernel: int | None = None, up_group: int = 1, encoder_kernel: int = 6,
+                 rank: int | None = None, shared: bool | None = None, norm_groups: int = 32) -> None:
         super().__init__(channels)
-        shared = self.shared_default if shared is None else shared
+        up_kernel, rank, shared = self._resolve(up_kernel=up_kernel, rank=rank, shared=shared)
         self.downsampler = A2D(channels, up_kernel, up_group, encoder_kernel, rank, shared, norm_groups)
         self.up_kernel, self.up_group = up_kernel, up_group
+
+    @classmethod
+    def _resolve(cls, **given: Any) -> list[Any]:
+        """The given keyword values, with None replaced by the class's default."""
+        return [cls.defaults[name] if value is None else value for name, value in given.items()]
 
     def down(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
         return self.downsampler.forward_with_state(x)
@@ -219,4 +243,72 @@ class A2UPair(OperatorPair):
 class A2UUnsharedPair(A2UPair):
     """As `a2u` with channel-wise u, v (2C²+78C+72 parameters)."""
 
-    shared_default = False
+    defaults = {**A2UPair.defaults, "shared": False}
+
+
+@OPERATOR_PAIRS.register_module(name="a2u-d2")
+class A2URank2Pair(A2UPair):
+    """Ablation: as `a2u` with rank d = 2 (two u, v pairs and two columns of P)."""
+
+    defaults = {**A2UPair.defaults, "rank": 2}
+
+
+@OPERATOR_PAIRS.register_module(name="a2u-s1")
+class A2UKernel1Pair(A2UPair):
+    """Ablation: as `a2u` with s = 1: 1×1 up kernels (a sigmoid gate on nearest upsampling), 2×2 A2D window."""
+
+    defaults = {**A2UPair.defaults, "up_kernel": 1}
+
+
+@OPERATOR_PAIRS.register_module(name="a2u-s5")
+class A2UKernel5Pair(A2UPair):
+    """Ablation: as `a2u` with s = 5: 5×5 up kernels, 10×10 A2D window."""
+
+    defaults = {**A2UPair.defaults, "up_kernel": 5}
+
+
+@OPERATOR_PAIRS.register_module(name="a2u-avgpool")
+class A2UPooledPair(_PooledPair):
+    """Ablation: plain 2×2 pooling down; A2U up with kernels generated from the encoder feature x.
+
+    The generator is the `a2u` one without P_down (42C+38 parameters at s=3, d=1): `down(x)` returns the pooled x
+    and, as state, the up kernels `generator.up_kernels(x)` (N×G·s²×H×W), which `up` uses like `a2u`'s.
+    """
+
+    default_down = "avgpool"
+
+    def __init__(self, channels: int, down: str | None = None, up_kernel: int = 3, up_group: int = 1,
+                 encoder_kernel: int = 6, rank: int = 1, shared: bool = True, norm_groups: int = 32) -> None:
+        super().__init__(channels, self.default_down if down is None else down)
+        self.generator = A2UKernelGenerator(channels, up_kernel, up_group, encoder_kernel, rank, shared, norm_groups,
+                                            predict_down=False)
+        self.up_kernel, self.up_group = up_kernel, up_group
+
+    def down(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        low, _ = super().down(x)
+        return low, self.generator.up_kernels(x, stride=2)
+
+    def up(self, x: torch.Tensor, state: Any) -> torch.Tensor:
+        return a2u_upsample(x, state, self.up_kernel, self.up_group)
+
+
+@OPERATOR_PAIRS.register_module(name="a2u-maxpool")
+class A2UMaxPooledPair(A2UPooledPair):
+    """Ablation: as `a2u-avgpool` with 2×2 max-pooling."""
+
+    default_down = "maxpool"
+
+
+@OPERATOR_PAIRS.register_module(name="a2u-self")
+class A2USelfGuidedPair(_PooledPair):
+    """Ablation: plain 2×2 pooling down (no state); self-guided A2U up: kernels from the decoder feature z itself
+    (`A2U.forward(z)`: stride-1 u, v correlations at z's resolution, 42C+38 parameters at s=3, d=1)."""
+
+    def __init__(self, channels: int, down: str = "avgpool", up_kernel: int = 3, up_group: int = 1,
+                 encoder_kernel: int = 6, rank: int = 1, shared: bool = True, norm_groups: int = 32) -> None:
+        super().__init__(channels, down)
+        self.upsampler = A2U(channels, up_kernel=up_kernel, up_group=up_group, encoder_kernel=encoder_kernel,
+                             rank=rank, shared=shared, norm_groups=norm_groups)
+
+    def up(self, x: torch.Tensor, state: Any = None) -> torch.Tensor:
+        return self.upsampler(x)

@@ -81,6 +81,8 @@ def _fresh_outputs(func: Any, out: Any) -> list[Any]:
     which returns alias an input (`alias_info`).
     """
     returns = func._schema.returns
+    if not returns:                      # e.g. profiler::_record_function_exit
+        return []
     per_return = [out] if len(returns) == 1 else list(out)
     fresh = []
     for ret, value in zip(returns, per_return):

@@ -138,6 +138,15 @@ def registered_operators() -> list[str]:
     return [n for n in PAIR_NAMES if n in known] + sorted(n for n in known if n not in PAIR_NAMES)
 
 
+def default_operators() -> list[str]:
+    """The operators timed when `bench.operators` is null: the nine pairs of PAIR_NAMES (the ablation pairs of
+    `ABLATION_PAIR_NAMES` would double the operator tables; they are timed when named)."""
+    import models  # noqa: F401
+    from models.ops.pairs import PAIR_NAMES
+
+    return [n for n in registered_operators() if n in PAIR_NAMES]
+
+
 def summarise_ratios(shape_results: list[dict[str, Any]], operator: str,
                      where_prefix: str = "matting") -> dict[str, float]:
     """Worst (largest) ratio per mode of `operator` over the shapes whose `where` mentions `where_prefix`."""

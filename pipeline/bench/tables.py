@@ -80,13 +80,74 @@ def skipped_list(skipped: list[dict[str, Any]]) -> str:
                      for s in skipped) + "\n"
 
 
+def steps_table(steps: dict[str, Any]) -> str:
+    """Per training-step case and thread count: median ms of each variant and the ratio to the baseline."""
+    rows = []
+    for item in steps.get("cases", []):
+        for threads, per in item["threads"].items():
+            base = per[item["baseline"]]["median_s"]
+            for name, entry in per.items():
+                rows.append([item["label"], threads, name, str(item["repeats"]), f"{entry['median_s'] * 1e3:.1f}",
+                             f"{entry['median_s'] / base:.2f}×"])
+    if not rows:
+        return "_no training-step case was run_\n"
+    return _md_table(["case", "threads", "variant", "repeats", "step ms (median)", "time / bilinear"], rows) + "\n"
+
+
+def forward_threads_table(nets: dict[str, Any]) -> str:
+    """Network forward ratio to bilinear per size, variant and thread count."""
+    rows = []
+    for item in nets.get("sizes", []):
+        for name, entry in item["variants"].items():
+            for threads, per in entry.get("threads", {}).items():
+                rows.append([f"{item['size']}²", name, threads, str(item["repeats"]), f"{per['median_s']:.3f}",
+                             f"{per.get('time_ratio_vs_bilinear', float('nan')):.3f}×"])
+    if not rows:
+        return "_no network size was run_\n"
+    return _md_table(["input", "variant", "threads", "repeats", "forward s (median)", "time / bilinear"], rows) + "\n"
+
+
+def floor_section(floor: dict[str, Any]) -> str:
+    """Shares of the correlations and reassembly in a profiled A2U step, the floor ratio, the top ops."""
+    if not floor.get("cases"):
+        return skipped_list(floor.get("skipped", []))
+    parts = []
+    for item in floor["cases"]:
+        prof = item["profile"]
+        rows = [[label, f"{v['s'] * 1e3:.1f}", f"{100 * v['share']:.1f}%"] for label, v in prof["labels"].items()]
+        rows.append(["everything else", f"{prof['other_share'] * prof['step_s'] * 1e3:.1f}",
+                     f"{100 * prof['other_share']:.1f}%"])
+        text = (f"### {item['label']} (A2U, {item['threads']} thread, profiled step {prof['step_s'] * 1e3:.1f} ms)\n\n"
+                + _md_table(["range", "ms per step (profiled)", "share"], rows) + "\n")
+        summary = item.get("summary")
+        if summary:
+            text += (f"\nUnprofiled medians (step bench, 1 thread): A2U {summary['step_s'] * 1e3:.1f} ms, bilinear "
+                     f"{summary['baseline_step_s'] * 1e3:.1f} ms, ratio {summary['ratio']:.2f}×; if everything but "
+                     f"the correlations and reassembly cost what bilinear's step does, the ratio would be "
+                     f"{summary['floor_ratio']:.2f}× (the floor of today's primitives).\n")
+        else:
+            text += f"\n{item.get('summary_note', '')}\n"
+        text += "\nTop ATen ops by self CPU time (profiled, per step):\n\n" + _md_table(
+            ["op", "self ms", "calls"], [[o["name"], f"{o['self_s'] * 1e3:.2f}", str(o["calls"])]
+                                         for o in prof["top_ops"]]) + "\n"
+        parts.append(text)
+    return "\n".join(parts)
+
+
 def render_markdown(ops: dict[str, Any], nets: dict[str, Any] | None, metrics: dict[str, Any] | None,
-                    targets: dict[str, Any], header: str) -> str:
+                    targets: dict[str, Any], header: str, steps: dict[str, Any] | None = None,
+                    floor: dict[str, Any] | None = None) -> str:
     """The whole table.md: header (device, threads), targets, operator tables, reassembly, networks, metrics."""
     parts = [f"# Benchmark\n\n{header}\n", "## Targets\n", _md_table(
         ["target", "measured", "limit", "met"],
         [[t["name"], f"{t['value']:.2f}" if t["value"] is not None else "n/a", str(t["limit"]),
           {True: "yes", False: "**no**", None: "n/a"}[t["met"]]] for t in targets["checks"]]) + "\n"]
+    if steps is not None:
+        parts += ["## Training steps: A2U / bilinear (zero_grad, forward, loss, backward, optimiser step)\n",
+                  steps_table(steps), "### Skipped training-step cases\n", skipped_list(steps.get("skipped", []))]
+    if floor is not None:
+        parts += ["## Floor: where an A2U training step spends its time (torch.profiler, CPU)\n",
+                  floor_section(floor)]
     parts += ["## Operator pairs: time ratios\n", f"Peak memory method: {ops.get('memory_method', 'n/a')}.\n",
               operator_ratio_tables(ops)]
     if ops["shapes"]:
@@ -98,6 +159,7 @@ def render_markdown(ops: dict[str, Any], nets: dict[str, Any] | None, metrics: d
         parts += ["### Skipped reassembly shapes\n", skipped_list(ops["reassembly_skipped"])]
     if nets is not None:
         parts += ["## Whole matting network (eval, no_grad, batch 1)\n", network_table(nets),
+                  "### Forward time ratio by thread count\n", forward_threads_table(nets),
                   "### Skipped network sizes\n", skipped_list(nets["skipped"])]
         if nets.get("onnx_export"):
             parts += ["## ONNX export (opset 17, dynamic H, W): onnxruntime vs PyTorch\n", _md_table(

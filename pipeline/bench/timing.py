@@ -10,10 +10,11 @@ On CPU a case is timed with a wall clock (`time.perf_counter`, injectable for te
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
@@ -103,3 +104,15 @@ def interleaved_medians(cases: Mapping[str, Callable[[], Any]], repeats: int,
         for name in round_robin_order(names, r):
             results[name].samples.append(float(timer(cases[name])))
     return results
+
+
+@contextlib.contextmanager
+def thread_count(n: int | None) -> Iterator[None]:
+    """`torch.set_num_threads(n)` inside the block (None: leave as is), the previous count restored after."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -52,6 +52,18 @@ def pair_factory(name: str, channels: int) -> nn.Module:
     return FACTORY[name](channels)
 
 
+def stand_in_step(case, variant, seed, device):
+    """A training step of a tiny conv net, wider for 'a2u' (so the ratios are > 1), scaled by the case."""
+    torch.manual_seed(seed)
+    net = nn.Conv2d(1, 4 if variant == "bilinear" else 8, 3, padding=1)
+    x = torch.randn(1, 1, 8, 8)
+
+    def step():
+        net.zero_grad()
+        net(x).sum().backward()
+    return step
+
+
 class TinyNet(nn.Module):
     def __init__(self, variant: str) -> None:
         super().__init__()
@@ -101,12 +113,20 @@ def test_run_benchmark_writes_every_output(tmp_path) -> None:
             "F.avg_pool2d(2)": lambda x, k: F.avg_pool2d(x, 2)}
     cfg = BenchParams(repeats=2, batch_sizes=(1,), operators=("kernel", "index"), op_matting_sizes=(32,),
                       op_include_toy=False, op_max_elements=64 * 16 * 16, network_variants=("bilinear", "a2u"),
-                      network_sizes=(16, 32), metrics_size=64, metrics_repeats=1, export=False)
+                      network_sizes=(16, 32), metrics_size=64, metrics_repeats=1, export=False, ratio_threads=(1,),
+                      step_repeats=2, network_repeats=2, floor_cases=(("toy_train", 20, 32),))
     base = BaseParams(seed=0, profile="smoke", device="cpu")
     out = run_benchmark(cfg, base, tmp_path, network_factory=TinyNet, pair_factory=pair_factory,
-                        implementations=(up, down))
-    for name in ("ops.json", "networks.json", "targets.json", "table.md", "ratios.png"):
+                        implementations=(up, down), step_builder=stand_in_step)
+    for name in ("ops.json", "networks.json", "steps.json", "floor.json", "targets.json", "table.md", "ratios.png"):
         assert (tmp_path / name).stat().st_size > 0, name
+    steps = json.loads((tmp_path / "steps.json").read_text())
+    assert [(c["kind"], c["batch"], c["size"]) for c in steps["cases"]] == [
+        ("toy_train", 20, 32), ("toy_train", 100, 32), ("matting_train", 4, 64), ("matting_train", 2, 512)]
+    assert steps["cases"][0]["threads"]["1"]["bilinear"]["ratio_vs_bilinear"] == pytest.approx(1.0)
+    checks = {c.get("key"): c for c in out["targets"]["checks"]}
+    assert checks["toy_step_b20_t1"]["value"] is not None and checks["forward_512_t1"]["value"] is None
+    assert "## Training steps" in (tmp_path / "table.md").read_text()
     ops = json.loads((tmp_path / "ops.json").read_text())
     # 32² matting input: stages (64,32) (64,16) (128,8) (256,4); only N·C·R² ≤ 16384 runs, smallest first
     assert [(s["shape"]["channels"], s["shape"]["size"]) for s in ops["shapes"]] == [(256, 4), (128, 8), (64, 16)]

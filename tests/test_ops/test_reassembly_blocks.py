@@ -2,6 +2,8 @@
 
 The reference is the unfold formulation differentiated by autograd (`*_unfold`), independent of the blocked
 kernels. `BLOCK_BYTES` is shrunk so that tiny tensors are split into one-row bands and multi-image blocks.
+Every case runs twice: through the NCHW row kernels (`SMALL_MAP_PIXELS` = 0) and through the channels-last
+small-map upsampling kernels of `small.py` (every test map counts as small; A2D has only the row kernels).
 """
 from __future__ import annotations
 
@@ -13,6 +15,15 @@ from models.ops.kernels import common
 
 #: one low-res row per block, a few rows / images per block, everything in one block
 BLOCK_SIZES = [64, 1500, 1 << 20]
+#: `common.SMALL_MAP_PIXELS` values: the NCHW row kernels only, the small-map kernels for every test map
+PATHS = {"rows": 0, "small": 1 << 30}
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request, monkeypatch):
+    """Run the test through one of the two kernel families."""
+    monkeypatch.setattr(common, "SMALL_MAP_PIXELS", PATHS[request.param])
+    return request.param
 UP_CASES = [(3, 4, 7, 5, 2, 3, 2), (2, 2, 5, 4, 1, 5, 2), (2, 3, 4, 3, 1, 3, 3), (2, 2, 3, 3, 1, 1, 2),
             (1, 2, 1, 4, 1, 3, 2)]                       # (n, c, h, w, groups, s, scale)
 DOWN_CASES = [(3, 4, 10, 8, 2, 6), (2, 2, 6, 4, 1, 2), (2, 2, 8, 12, 1, 4), (1, 2, 2, 2, 1, 6),
@@ -27,7 +38,7 @@ def _value_and_grads(fn, x: torch.Tensor, kernels: torch.Tensor, grad: torch.Ten
 
 @pytest.mark.parametrize("block_bytes", BLOCK_SIZES)
 @pytest.mark.parametrize("n,c,h,w,groups,s,scale", UP_CASES)
-def test_blocked_upsample_and_gradients_match_unfold(monkeypatch, block_bytes, n, c, h, w, groups, s, scale):
+def test_blocked_upsample_and_gradients_match_unfold(monkeypatch, path, block_bytes, n, c, h, w, groups, s, scale):
     monkeypatch.setattr(common, "BLOCK_BYTES", block_bytes)
     gen = torch.Generator().manual_seed(n * 100 + c * 10 + s)
     x = torch.randn(n, c, h, w, dtype=torch.float64, generator=gen)
@@ -43,7 +54,7 @@ def test_blocked_upsample_and_gradients_match_unfold(monkeypatch, block_bytes, n
 
 @pytest.mark.parametrize("block_bytes", BLOCK_SIZES)
 @pytest.mark.parametrize("n,c,hh,ww,groups,k", DOWN_CASES)
-def test_blocked_downsample_and_gradients_match_unfold(monkeypatch, block_bytes, n, c, hh, ww, groups, k):
+def test_blocked_downsample_and_gradients_match_unfold(monkeypatch, path, block_bytes, n, c, hh, ww, groups, k):
     monkeypatch.setattr(common, "BLOCK_BYTES", block_bytes)
     gen = torch.Generator().manual_seed(n * 100 + c * 10 + k)
     x = torch.randn(n, c, hh, ww, dtype=torch.float64, generator=gen)
@@ -58,7 +69,7 @@ def test_blocked_downsample_and_gradients_match_unfold(monkeypatch, block_bytes,
 
 
 @pytest.mark.parametrize("wrt", ["x", "kernels"])
-def test_one_sided_gradients_with_many_blocks(monkeypatch, wrt):
+def test_one_sided_gradients_with_many_blocks(monkeypatch, path, wrt):
     monkeypatch.setattr(common, "BLOCK_BYTES", 64)
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(2, 4, 5, 6, dtype=torch.float64, generator=gen)
@@ -74,7 +85,7 @@ def test_one_sided_gradients_with_many_blocks(monkeypatch, wrt):
         torch.testing.assert_close(got, expected, atol=1e-10, rtol=0)
 
 
-def test_strided_inputs_match_contiguous(monkeypatch):
+def test_strided_inputs_match_contiguous(monkeypatch, path):
     monkeypatch.setattr(common, "BLOCK_BYTES", 256)
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 4, 6, 10, dtype=torch.float64, generator=gen)[..., ::2]      # 2×4×6×5, column stride 2
@@ -101,7 +112,9 @@ def test_blocks_cover_every_image_row_once(monkeypatch, n, rows, row_bytes, thre
         assert bool((seen == 1).all()), f"blocks {blocks} for {n}×{rows} ({device_type}, {fraction})"
 
 
-def test_forward_extra_memory_at_most_the_output():
+def test_forward_extra_memory_at_most_the_output(monkeypatch):
+    """The NCHW row kernels (every map above `SMALL_MAP_PIXELS`) hold at most one output's worth of temps."""
+    monkeypatch.setattr(common, "SMALL_MAP_PIXELS", 0)
     memory = pytest.importorskip("pipeline.bench.memory")
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 64, 32, 32, generator=gen)
@@ -111,3 +124,31 @@ def test_forward_extra_memory_at_most_the_output():
                           (lambda: K.a2d_downsample(x, kd, 6), 64 * 16 * 16 * 4)):
         peak = memory.peak_memory_cpu(fn).peak_bytes
         assert out_bytes <= peak <= 2 * out_bytes, f"peak {peak} B for an output of {out_bytes} B"
+
+
+def test_small_map_kernels_memory_is_bounded_by_the_input(monkeypatch):
+    """The small-map kernels trade memory for speed: temps stay within a few times the larger of input and
+    output (padded channels-last copies of x, the kernels and the accumulator; small maps only)."""
+    monkeypatch.setattr(common, "SMALL_MAP_PIXELS", 1 << 30)
+    memory = pytest.importorskip("pipeline.bench.memory")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 64, 16, 16, generator=gen)
+    ku = torch.softmax(torch.randn(4, 9, 32, 32, generator=gen), 1)
+    out_bytes = 4 * x.numel() * 4
+    peak = memory.peak_memory_cpu(lambda: K.reassemble_up(x, ku, 3)).peak_bytes
+    assert peak <= 4 * out_bytes, f"peak {peak} B for an output of {out_bytes} B"
+
+
+@pytest.mark.parametrize("n,c,h,w", [(3, 32, 4, 4), (2, 64, 8, 6)])
+def test_small_and_row_kernels_agree_in_float32(monkeypatch, n, c, h, w):
+    """Both upsampling kernel families on the same float32 data (the training dtype), up to summation order."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(n, c, h, w, generator=gen)
+    ku = torch.softmax(torch.randn(n, 9, 2 * h, 2 * w, generator=gen), 1)
+    grad = torch.randn(n, c, 2 * h, 2 * w, generator=gen)
+    results = {}
+    for name, pixels in PATHS.items():
+        monkeypatch.setattr(common, "SMALL_MAP_PIXELS", pixels)
+        results[name] = _value_and_grads(lambda a, b: K.reassemble_up(a, b, 3), x, ku, grad)
+    for rows, small in zip(results["rows"], results["small"]):
+        torch.testing.assert_close(rows, small, atol=1e-5, rtol=1e-5)

@@ -5,7 +5,8 @@ import pytest
 import torch
 from mmcv.cnn import build_upsample_layer
 
-from models.ops import A2D, A2U, PAIR_NAMES, A2UKernelGenerator, build_pair, count_parameters
+from models.ops import (ABLATION_PAIR_NAMES, A2D, A2U, PAIR_NAMES, A2UKernelGenerator, build_pair,
+                        count_parameters)
 from models.ops.carafe import CARAFETorch
 from models.ops.kernels import a2u_upsample
 from models.registry import MODELS
@@ -94,3 +95,46 @@ def test_pair_keywords():
 def test_hyper_parameter_names_follow_carafe_pack_and_live_on_self(cls):
     module = cls(32, up_kernel=5, up_group=2, encoder_kernel=3)
     assert (module.up_kernel, module.up_group, module.encoder_kernel) == (5, 2, 3)
+
+
+#: Ablation pairs at C=64 (pairs.py's table): pooled/self-guided ones have no P_down (42C+38); d2 has two u, v
+#: filters and two columns of P; s1/s5 change P's (2s)² outputs.
+EXPECTED_ABLATION_PARAMS_C64 = {"a2u-avgpool": 2726, "a2u-maxpool": 2726, "a2u-self": 2726, "a2u-d2": 9876,
+                                "a2u-s1": 906, "a2u-s5": 13386}
+
+
+@pytest.mark.parametrize("name", ABLATION_PAIR_NAMES)
+def test_ablation_pairs_round_trip_and_parameter_count(name):
+    pair = build_pair(name, 64)
+    assert name not in PAIR_NAMES and count_parameters(pair) == EXPECTED_ABLATION_PARAMS_C64[name]
+    x = torch.randn(2, 64, 8, 8, requires_grad=True)
+    low, state = pair.down(x)
+    assert low.shape == (2, 64, 4, 4)
+    out = pair.up(low, state)
+    assert out.shape == (2, 64, 8, 8)
+    out.square().sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in pair.parameters()), name
+
+
+def test_ablation_pairs_change_one_thing_against_a2u():
+    x = torch.randn(1, 64, 8, 8)
+    assert build_pair("a2u-d2", 64).downsampler.rank == 2
+    assert build_pair("a2u-s1", 64).up_kernel == 1 and build_pair("a2u-s5", 64).downsampler.down_kernel == 10
+    assert build_pair("a2u-s5", 64, up_kernel=3).up_kernel == 3          # explicit keywords still win
+    torch.testing.assert_close(build_pair("a2u-maxpool", 64).down(x)[0], torch.nn.functional.max_pool2d(x, 2))
+    torch.testing.assert_close(build_pair("a2u-avgpool", 64).down(x)[0], torch.nn.functional.avg_pool2d(x, 2))
+    low, state = build_pair("a2u-avgpool", 64).down(x)
+    assert state.shape == (1, 9, 8, 8)                                   # kernels from the encoder feature
+    assert build_pair("a2u-self", 64).down(x)[1] is None                 # self-guided: nothing travels
+    kernels = build_pair("a2u-s1", 64).down(x)[1]
+    assert kernels.shape == (1, 1, 8, 8) and bool(((kernels > 0) & (kernels < 1)).all())   # sigmoid gate
+
+
+def test_ablation_pairs_run_in_the_toy_and_matting_networks():
+    from models.matting.network import A2UMattingNet
+    from models.toy import ToyReconstructionNet
+
+    for name in ("a2u-self", "a2u-maxpool"):
+        toy = ToyReconstructionNet(name)
+        assert toy(torch.rand(2, 1, 32, 32), mode="tensor").shape == (2, 1, 32, 32)
+    assert A2UMattingNet(upsampler="a2u-s1").eval()(torch.randn(1, 4, 32, 32)).shape == (1, 1, 32, 32)

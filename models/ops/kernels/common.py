@@ -3,9 +3,21 @@ from __future__ import annotations
 
 import torch
 
+#: `torch.profiler.record_function` ranges around the eager A2U kernels (forward and backward), read by the bench's
+#: floor profile (`pipeline.bench.floor`). Never entered while tracing/exporting (the plain forms run then).
+PROFILE_LABELS = {
+    "a2u::correlation": "the generator's u/v depthwise correlations (forward and backward)",
+    "a2u::reassembly_up": "the upsampling reassembly, A2U's and CARAFE's (forward and backward)",
+    "a2u::reassembly_down": "A2D's downsampling reassembly (forward and backward)",
+}
+
 #: Bytes of output (or of gradient, in backward) per block and intra-op thread: ~L2-sized. Measured on a 2-core
 #: AMD EPYC (1 MiB L2 per core), 1 thread: 1–2 MiB best; smaller blocks lose to per-call Python overhead.
 BLOCK_BYTES = 1 << 20
+#: On CPU, upsampling inputs of at most this many pixels per image use the channels-last kernels of `small.py`;
+#: larger ones the NCHW row kernels of `up.py` (measured on the 2-core Xeon, 1 thread: forward+backward
+#: 0.6–0.8× the time at 4×4 … 16×16, even or slower from 32×32).
+SMALL_MAP_PIXELS = 16 * 16
 #: Block bytes on accelerators (CUDA): large, since each op is a kernel launch and memory bandwidth is ample.
 DEVICE_BLOCK_BYTES = 64 << 20
 
@@ -98,6 +110,35 @@ def blocks(n: int, rows: int, row_bytes: int, max_fraction: float = 1.0, device_
         return [(slice(i, min(n, i + step)), slice(0, rows)) for i in range(0, n, step)]
     band = max(1, budget // max(1, row_bytes))
     return [(slice(i, i + 1), slice(r, min(rows, r + band))) for i in range(n) for r in range(0, rows, band)]
+
+
+def use_small_path(x: torch.Tensor, pixels: int) -> bool:
+    """Whether an upsampling input of `pixels` per image goes to the channels-last small-map kernels."""
+    return x.device.type == "cpu" and pixels <= SMALL_MAP_PIXELS
+
+
+class Workspace:
+    """Per-call scratch buffers reused across blocks: `get(name, shape)` returns an uninitialised tensor of that
+    shape backed by one allocation per name (grown when a block needs more).
+
+    A blocked kernel that allocates its temps per block pays the allocator (and, for fresh pages, page faults)
+    on every block; reusing one buffer per role keeps it mapped and cache-warm (measured on the 2-core Xeon,
+    1 thread: A2D forward/backward 0–7% faster at 1×64×512² and 1×64×1024²).
+    """
+
+    def __init__(self, like: torch.Tensor) -> None:
+        self.like = like
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], zero: bool = False) -> torch.Tensor:
+        numel = 1
+        for size in shape:
+            numel *= size
+        buf = self.buffers.get(name)
+        if buf is None or buf.numel() < numel:
+            buf = self.buffers[name] = self.like.new_empty(numel)
+        out = buf[:numel].view(shape)
+        return out.zero_() if zero else out
 
 
 def restore_format(out: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -17,9 +17,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from models.ops.kernels.common import is_exporting
+from torch.autograd.function import once_differentiable
+from torch.profiler import record_function
 
-__all__ = ["adaptive_avg_pool2d", "adaptive_avg_pool2d_by_matrices", "depthwise_correlation",
+from models.ops.kernels.common import is_exporting, is_tracing
+
+__all__ = ["adaptive_avg_pool2d", "adaptive_avg_pool2d_by_matrices", "pool_and_mean", "depthwise_correlation", "depthwise_correlations",
            "depthwise_correlation_plain"]
 
 
@@ -28,6 +31,28 @@ def adaptive_avg_pool2d(x: torch.Tensor, output_size: int) -> torch.Tensor:
     if is_exporting():
         return adaptive_avg_pool2d_by_matrices(x, output_size)
     return F.adaptive_avg_pool2d(x, output_size)
+
+
+def pool_and_mean(x: torch.Tensor, output_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(k×k adaptive average pool N×C×k×k, global mean N×C) of x N×C×H×W, the generator's two contexts.
+
+    Eager: one pass over x as two matrix products with the bin-averaging matrices extended by a row of 1/H
+    (1/W), so entry (k, k) of the (k+1)×(k+1) result is the global mean: a GEMM over x (N·C·H × W by W × (k+1))
+    and one over its small result (H × N·C·(k+1)), differentiated by autograd into the same products. This
+    replaced `F.adaptive_avg_pool2d` plus `x.mean` (two passes forward, two full-size gradients backward):
+    0.5× their forward+backward time at toy and 64² shapes (1 thread, measured). Tracing (FLOP counts) and
+    export keep the plain ops.
+    """
+    if is_tracing():
+        return adaptive_avg_pool2d(x, output_size), x.mean(dim=(2, 3))
+    n, c, hgt, wid = x.shape
+    k1 = output_size + 1
+    rows = torch.cat([_bin_matrix(hgt, output_size, x), x.new_full((1, hgt), 1.0 / hgt)])        # (k+1)×H
+    cols = torch.cat([_bin_matrix(wid, output_size, x), x.new_full((1, wid), 1.0 / wid)])        # (k+1)×W
+    partial = torch.mm(x.reshape(n * c * hgt, wid), cols.t())                                     # NCH×(k+1)
+    partial = partial.view(n * c, hgt, k1).transpose(0, 1).reshape(hgt, n * c * k1)               # H×NC(k+1)
+    both = torch.mm(rows, partial).view(k1, n, c, k1).permute(1, 2, 0, 3)                        # N×C×(k+1)²
+    return both[..., :output_size, :output_size], both[..., output_size, output_size]
 
 
 def _bin_matrix(size: int | torch.Tensor, bins: int, like: torch.Tensor) -> torch.Tensor:
@@ -47,6 +72,134 @@ def adaptive_avg_pool2d_by_matrices(x: torch.Tensor, output_size: int) -> torch.
     return torch.matmul(torch.matmul(rows, x), cols.transpose(0, 1))
 
 
+def _padding(kernel_size: int, stride: int) -> tuple[int, int]:
+    """(before, after) zero padding of the correlation window (see `depthwise_correlation`)."""
+    before = (kernel_size - 1) // 2
+    return before, (before if stride == 2 else kernel_size // 2)
+
+
+def _set_weights(filters: torch.Tensor, n: int, c: int, k: int, sets: int) -> list[torch.Tensor]:
+    """Per filter set q, the (N·C)×1×k×k weight of the grouped convolution (shared filters are expanded)."""
+    if filters.shape[1] == sets:
+        return [filters[:, q:q + 1].expand(n, c, k, k).reshape(n * c, 1, k, k) for q in range(sets)]
+    per_channel = filters.reshape(n, sets, c, k, k)
+    return [per_channel[:, q].reshape(n * c, 1, k, k) for q in range(sets)]
+
+
+def _grouped_input(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torch.Tensor, int]:
+    """x as the 1×(N·C)×H'×W' input of the grouped convolution, and the convolution's own padding.
+
+    Stride 2 pads symmetrically inside the convolution; stride 1 (asymmetric window for even k) pads here.
+    """
+    n, c, hgt, wid = x.shape
+    flat = x.reshape(1, n * c, hgt, wid)
+    before, after = _padding(kernel_size, stride)
+    if stride == 2:
+        return flat, before
+    return F.pad(flat, (before, after, before, after)), 0
+
+
+class _CorrelationFunction(torch.autograd.Function):
+    """The grouped-convolution correlation with a backward that computes only what is needed, cheaply.
+
+    Forward: one grouped convolution (groups = N·C) per filter set, as the plain eager path.
+    Backward: grad_x = Σ_q the convolutions' input gradient (oneDNN's depthwise backward-data, fast);
+    grad of shared filters: per image, the weight gradient of a *dense* convolution that treats the C channels
+    as a batch of single-channel images (C×1×H×W input, q×1×k×k weight) — it reduces over channels and space
+    in one oneDNN call. The grouped convolution's own weight gradient (one k×k gradient per (n, c), then a sum
+    over c) was 5–7× slower on CPU and dominated A2U's backward. Channel-wise filters use the grouped weight
+    gradient (no reduction over channels there). Results equal autograd's up to float summation order.
+    """
+
+    @staticmethod
+    def forward(ctx, x, filters, kernel_size, sets, stride):  # type: ignore[override]
+        n, c = x.shape[:2]
+        inp, padding = _grouped_input(x, kernel_size, stride)
+        weights = _set_weights(filters, n, c, kernel_size, sets)
+        outs = [F.conv2d(inp, weight, stride=stride, padding=padding, groups=n * c) for weight in weights]
+        ctx.save_for_backward(x, filters)
+        ctx.config = (kernel_size, sets, stride)
+        h, w = outs[0].shape[-2:]
+        return tuple(out.view(n, c, h, w) for out in outs)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grads):  # type: ignore[override]
+        with record_function("a2u::correlation"):
+            return _CorrelationFunction._backward(ctx, grads)
+
+    @staticmethod
+    def _backward(ctx, grads):  # noqa: ANN001, ANN205 - the body of backward
+        x, filters = ctx.saved_tensors
+        kernel_size, sets, stride = ctx.config
+        n, c, hgt, wid = x.shape
+        inp, padding = _grouped_input(x, kernel_size, stride)
+        conv_args = ([stride, stride], [padding, padding], [1, 1], False, [0, 0])
+        grads = [g.contiguous() for g in grads]
+        h, w = grads[0].shape[-2:]
+        grad_x = grad_f = None
+        weights = _set_weights(filters, n, c, kernel_size, sets)
+        if ctx.needs_input_grad[0]:
+            for g, weight in zip(grads, weights):
+                part = torch.ops.aten.convolution_backward(g.view(1, n * c, h, w), inp, weight, None, *conv_args,
+                                                           n * c, [True, False, False])[0]
+                grad_x = part if grad_x is None else grad_x.add_(part)
+            if stride == 1:
+                before = _padding(kernel_size, stride)[0]
+                grad_x = grad_x[..., before:before + hgt, before:before + wid]
+            grad_x = grad_x.reshape(n, c, hgt, wid)
+        if ctx.needs_input_grad[1]:
+            if filters.shape[1] == sets:        # shared: per image, channels as the batch of a dense conv
+                stacked = torch.stack(grads, 2)                                   # N×C×q×h×w
+                per_image = inp.view(n, c, 1, *inp.shape[-2:])
+                grad_f = torch.stack([torch.ops.aten.convolution_backward(
+                    stacked[b], per_image[b], filters[b].unsqueeze(1), None, *conv_args, 1,
+                    [False, True, False])[1] for b in range(n)]).view_as(filters)
+            else:                               # channel-wise: the grouped weight gradient, no reduction
+                parts = [torch.ops.aten.convolution_backward(g.view(1, n * c, h, w), inp, weight, None, *conv_args,
+                                                             n * c, [False, True, False])[1].view(n, c, kernel_size,
+                                                                                                  kernel_size)
+                         for g, weight in zip(grads, weights)]
+                grad_f = torch.stack(parts, 1).view_as(filters)
+        return grad_x, grad_f, None, None, None
+
+
+def _correlations_eager(x: torch.Tensor, filters: torch.Tensor, kernel_size: int, sets: int,
+                        stride: int) -> tuple[torch.Tensor, ...]:
+    """The same maths with autograd's own convolution backward (tracing, autocast, mixed dtypes)."""
+    n, c = x.shape[:2]
+    inp, padding = _grouped_input(x, kernel_size, stride)
+    outs = [F.conv2d(inp, weight, stride=stride, padding=padding, groups=n * c)
+            for weight in _set_weights(filters, n, c, kernel_size, sets)]
+    return tuple(out.view(n, c, *out.shape[-2:]) for out in outs)
+
+
+def depthwise_correlations(x: torch.Tensor, filters: torch.Tensor, kernel_size: int, sets: int,
+                           stride: int) -> tuple[torch.Tensor, ...]:
+    """`sets` correlations of x with per-image filters, one N×C×H/stride×W/stride tensor per filter set.
+
+    Args:
+        x (Tensor): N×C×H×W (H, W even for stride 2).
+        filters (Tensor): N×q×k×k (shared by the channels) or N×(q·C)×k×k (channel-wise, set-major), q = `sets`.
+        kernel_size (int): k. stride (int): 2 (A2D/A2U paired) or 1 (self-guided A2U).
+
+    The generator passes u and v of every rank as one call (q = 2d), so x is read and saved once. Under
+    tracing / export / torch.compile, autocast or mixed dtypes the plain grouped convolution differentiated by
+    autograd is used (identical forward ops, so FLOP counts and exports see the same graph).
+    """
+    if is_exporting():
+        out = depthwise_correlation_plain(x, filters, kernel_size, sets, stride)
+        return tuple(out.view(x.shape[0], sets, *out.shape[1:]).unbind(1))
+    plain = (torch.is_autocast_enabled(x.device.type) or x.dtype != filters.dtype
+             or not torch.is_grad_enabled() or not (x.requires_grad or filters.requires_grad))
+    if is_tracing():
+        return _correlations_eager(x, filters, kernel_size, sets, stride)
+    with record_function("a2u::correlation"):
+        if plain:
+            return _correlations_eager(x, filters, kernel_size, sets, stride)
+        return _CorrelationFunction.apply(x, filters, kernel_size, sets, stride)
+
+
 def depthwise_correlation(x: torch.Tensor, filters: torch.Tensor, kernel_size: int, rank: int,
                           stride: int) -> torch.Tensor:
     """Per-image depthwise correlation: x N×C×H×W, filters N×(d or d·C)×k×k -> (N·d)×C×H/stride×W/stride.
@@ -57,17 +210,8 @@ def depthwise_correlation(x: torch.Tensor, filters: torch.Tensor, kernel_size: i
     """
     if is_exporting():
         return depthwise_correlation_plain(x, filters, kernel_size, rank, stride)
-    n, c, hgt, wid = x.shape
-    k, d = kernel_size, rank
-    weight = filters.view(n, d, -1, k, k).expand(n, d, c, k, k).transpose(1, 2).reshape(n * c * d, 1, k, k)
-    before, after = (k - 1) // 2, k // 2
-    if stride == 2:
-        out = F.conv2d(x.reshape(1, n * c, hgt, wid), weight, stride=2, padding=before, groups=n * c)
-    else:
-        padded = F.pad(x.reshape(1, n * c, hgt, wid), (before, after, before, after))
-        out = F.conv2d(padded, weight, groups=n * c)
-    h, w = out.shape[-2:]
-    return out.view(n, c, d, h, w).transpose(1, 2).reshape(n * d, c, h, w)
+    outs = depthwise_correlations(x, filters, kernel_size, rank, stride)
+    return torch.stack(outs, 1).reshape(x.shape[0] * rank, *outs[0].shape[1:])
 
 
 def depthwise_correlation_plain(x: torch.Tensor, filters: torch.Tensor, kernel_size: int, rank: int,

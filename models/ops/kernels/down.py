@@ -19,8 +19,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+from torch.profiler import record_function
 
-from models.ops.kernels.common import blocks, check_inputs, common_dtype, is_tracing, restore_format, unshifted_first
+from models.ops.kernels.common import (Workspace, blocks, check_inputs, common_dtype, is_tracing, restore_format,
+                                       unshifted_first)
 
 __all__ = ["a2d_downsample", "a2d_downsample_plain", "a2d_downsample_unfold", "down_offsets", "down_forward",
            "down_backward", "A2DDownsampleFunction"]
@@ -67,9 +69,10 @@ def a2d_downsample(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, gro
     x, kernels = x.to(dtype), kernels.to(dtype)
     if is_tracing():
         return a2d_downsample_plain(x, kernels, kernel_size, group_size)
-    if torch.is_grad_enabled() and (x.requires_grad or kernels.requires_grad):
-        return A2DDownsampleFunction.apply(x, kernels, kernel_size, group_size)
-    return down_forward(x, kernels, kernel_size, group_size)
+    with record_function("a2u::reassembly_down"):
+        if torch.is_grad_enabled() and (x.requires_grad or kernels.requires_grad):
+            return A2DDownsampleFunction.apply(x, kernels, kernel_size, group_size)
+        return down_forward(x, kernels, kernel_size, group_size)
 
 
 def a2d_downsample_plain(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int,
@@ -104,16 +107,19 @@ def a2d_downsample_unfold(x: torch.Tensor, kernels: torch.Tensor, kernel_size: i
     return (windows * kg).sum(dim=3).view(n, c, hh // 2, ww // 2)
 
 
-def _padded_rows(src: torch.Tensor, rows: slice, top: int, bottom: int, pad: int) -> tuple[torch.Tensor, int]:
+def _padded_rows(src: torch.Tensor, rows: slice, top: int, bottom: int, pad: int,
+                 workspace: Workspace | None = None, name: str = "") -> tuple[torch.Tensor, int]:
     """Rows `rows` of src (..., H, w) plus `top`/`bottom` halo rows, flattened with `pad` zero columns per row.
 
     Returns (buf (..., L), base): buf[..., base + y·(w+pad) + x] = src[..., rows.start + y, x] for halo-extended
     y and 0 ≤ x < w; pad columns, rows outside the map and `pad` leading/trailing entries are zero. A window
-    shift (dy, dx) with |dx| ≤ pad is then the flat shift dy·(w+pad) + dx, with no clipping.
+    shift (dy, dx) with |dx| ≤ pad is then the flat shift dy·(w+pad) + dx, with no clipping. With a
+    `workspace`, the buffer is its reused scratch `name` (valid until the next call with that name).
     """
     height, w = src.shape[-2:]
     width, count = w + pad, top + (rows.stop - rows.start) + bottom
-    buf = src.new_zeros(*src.shape[:-2], count * width + 2 * pad)
+    shape = (*src.shape[:-2], count * width + 2 * pad)
+    buf = src.new_zeros(shape) if workspace is None else workspace.get(name, shape, zero=True)
     lo, hi = max(0, rows.start - top), min(height, rows.stop + bottom)
     grid = buf[..., pad:pad + count * width].view(*src.shape[:-2], count, width)
     first = lo - (rows.start - top)
@@ -151,14 +157,15 @@ def down_forward(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, group
     m_lo, m_hi, pad = _down_geometry(kernel_size)
     width = w + pad
     by_phase = _offsets_by_phase(kernel_size)
+    workspace = Workspace(x)
     for bs, rows in blocks(n, h, c * w * x.element_size(), max_fraction=0.25, device_type=x.device.type):
         band = rows.stop - rows.start
         size = band * width
-        weights, k_base = _padded_rows(kern[bs], rows, 0, 0, pad)
+        weights, k_base = _padded_rows(kern[bs], rows, 0, 0, pad, workspace, "weights")
         weight_e = weights[..., k_base:k_base + size].unsqueeze(3).unbind(2)     # k² × (nb, G, 1, size)
-        acc = x.new_empty(bs.stop - bs.start, group_size, cg, size)
+        acc = workspace.get("acc", (bs.stop - bs.start, group_size, cg, size))
         for (p, q), offsets in by_phase.items():
-            phase, base = _padded_rows(planes[bs, :, :, p, q], rows, -m_lo, m_hi, pad)
+            phase, base = _padded_rows(planes[bs, :, :, p, q], rows, -m_lo, m_hi, pad, workspace, "phase")
             for e, m, s in offsets:
                 src, weight = phase.narrow(-1, base + m * width + s, size), weight_e[e]
                 if m == 0 and s == 0 and p == 0 and q == 0:
@@ -202,16 +209,17 @@ def down_backward(grad_out: torch.Tensor, x: torch.Tensor, kernels: torch.Tensor
     width = w + pad
     offsets = unshifted_first(down_offsets(kernel_size), (2, 4))
     by_phase = _offsets_by_phase(kernel_size)
+    workspace = Workspace(x)
     for bs, rows in blocks(n, h, c * w * x.element_size(), device_type=x.device.type):
         nb, band = bs.stop - bs.start, rows.stop - rows.start
         size = band * width
-        g_flat, g_base = _padded_rows(g[bs], rows, m_hi, -m_lo, pad)
+        g_flat, g_base = _padded_rows(g[bs], rows, m_hi, -m_lo, pad, workspace, "grad")
         if grad_k is not None:
-            product = x.new_empty(nb, group_size, cg, size)
-            gk_flat = x.new_empty(nb, group_size, k2, size)
+            product = workspace.get("product", (nb, group_size, cg, size))
+            gk_flat = workspace.get("grad_k", (nb, group_size, k2, size))
             g_band = g_flat[..., g_base:g_base + size]
             for (p, q), phase_offsets in by_phase.items():
-                phase, base = _padded_rows(planes[bs, :, :, p, q], rows, -m_lo, m_hi, pad)
+                phase, base = _padded_rows(planes[bs, :, :, p, q], rows, -m_lo, m_hi, pad, workspace, "phase")
                 for e, m, s in phase_offsets:
                     start = base + m * width + s
                     torch.mul(g_band, phase.narrow(-1, start, size), out=product)
@@ -219,8 +227,8 @@ def down_backward(grad_out: torch.Tensor, x: torch.Tensor, kernels: torch.Tensor
             grad_k.view(n, group_size, k2, h, w)[bs, :, :, rows] = gk_flat.view(nb, group_size, k2, band,
                                                                                  width)[..., :w]
         if grad_x is not None:
-            weights, _ = _padded_rows(kern[bs], rows, m_hi, -m_lo, pad)
-            gather = x.new_empty(nb, group_size, cg, 2, 2, size)
+            weights, _ = _padded_rows(kern[bs], rows, m_hi, -m_lo, pad, workspace, "weights")
+            gather = workspace.get("gather", (nb, group_size, cg, 2, 2, size))
             weights = weights.unsqueeze(3)
             for e, p, m, q, s in offsets:
                 start = g_base - m * width - s
@@ -249,6 +257,7 @@ class A2DDownsampleFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out):  # type: ignore[override]
         x, kernels = ctx.saved_tensors
-        grad_x, grad_k = down_backward(grad_out, x, kernels, *ctx.config,
-                                       need_x=ctx.needs_input_grad[0], need_kernels=ctx.needs_input_grad[1])
+        with record_function("a2u::reassembly_down"):
+            grad_x, grad_k = down_backward(grad_out, x, kernels, *ctx.config,
+                                           need_x=ctx.needs_input_grad[0], need_kernels=ctx.needs_input_grad[1])
         return grad_x, grad_k, None, None

@@ -28,9 +28,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+from torch.profiler import record_function
 
-from models.ops.kernels.common import (blocks, check_inputs, common_dtype, is_tracing, local, restore_format,
+from models.ops.kernels import common
+from models.ops.kernels.common import (Workspace, blocks, check_inputs, common_dtype, is_tracing, local, restore_format,
                                        shifted_range, unshifted_first)
+from models.ops.kernels.small import up_backward_small, up_forward_small
 
 __all__ = ["reassemble_up", "a2u_upsample", "reassemble_up_plain", "reassemble_up_unfold", "up_offsets",
            "up_forward", "up_backward", "ReassembleUpFunction"]
@@ -72,9 +75,10 @@ def reassemble_up(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, grou
     x, kernels = x.to(dtype), kernels.to(dtype)
     if is_tracing():
         return reassemble_up_plain(x, kernels, kernel_size, group_size, scale_factor)
-    if torch.is_grad_enabled() and (x.requires_grad or kernels.requires_grad):
-        return ReassembleUpFunction.apply(x, kernels, kernel_size, group_size, scale_factor)
-    return up_forward(x, kernels, kernel_size, group_size, scale_factor)
+    with record_function("a2u::reassembly_up"):
+        if torch.is_grad_enabled() and (x.requires_grad or kernels.requires_grad):
+            return ReassembleUpFunction.apply(x, kernels, kernel_size, group_size, scale_factor)
+        return up_forward(x, kernels, kernel_size, group_size, scale_factor)
 
 
 #: The paper's name for the op (A2U's upsampling is exactly this reassembly).
@@ -122,6 +126,8 @@ def up_forward(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, group_s
     """x N×C×h×w, kernels N×(G·s²)×rh×rw (same dtype) -> N×C×rh×rw."""
     like, x, kernels = x, x.contiguous(), kernels.contiguous()
     n, c, h, w = x.shape
+    if common.use_small_path(x, h * w):
+        return restore_format(up_forward_small(x, kernels, kernel_size, group_size, scale_factor), like)
     r, cg = scale_factor, c // group_size
     x_r = _repeat_columns(x, r).view(n, group_size, cg, h, r * w)
     kern = kernels.view(n, group_size, kernel_size ** 2, 1, h, r, r * w)
@@ -155,6 +161,10 @@ def up_backward(grad_out: torch.Tensor, x: torch.Tensor, kernels: torch.Tensor, 
     x, kernels = x.contiguous(), kernels.contiguous()
     grad = grad_out.to(x.dtype).contiguous()
     n, c, h, w = x.shape
+    if common.use_small_path(x, h * w):
+        grad_x, grad_k = up_backward_small(grad, x, kernels, kernel_size, group_size, scale_factor, need_x,
+                                           need_kernels)
+        return (restore_format(grad_x, like) if grad_x is not None else None), grad_k
     r, cg, s2 = scale_factor, c // group_size, kernel_size ** 2
     kern = kernels.view(n, group_size, s2, 1, h, r, r * w)
     g = grad.view(n, group_size, cg, h, r, r * w)
@@ -164,10 +174,12 @@ def up_backward(grad_out: torch.Tensor, x: torch.Tensor, kernels: torch.Tensor, 
     gx_v = grad_x.view(n, group_size, cg, h, w) if grad_x is not None else None
     gk_v = grad_k.view(n, group_size, s2, h, r, r * w) if grad_k is not None else None
     offsets = unshifted_first(up_offsets(kernel_size), (1, 2))
+    workspace = Workspace(x)
     for bs, rows in blocks(n, h, c * r * r * w * x.element_size(), device_type=x.device.type):
         band = rows.stop - rows.start
-        gather = x.new_empty(bs.stop - bs.start, group_size, cg, band, r * w) if gx_v is not None else None
-        product = x.new_empty(bs.stop - bs.start, group_size, cg, band, r, r * w) if gk_v is not None else None
+        nb = bs.stop - bs.start
+        gather = workspace.get("gather", (nb, group_size, cg, band, r * w)) if gx_v is not None else None
+        product = workspace.get("product", (nb, group_size, cg, band, r, r * w)) if gk_v is not None else None
         g_b, g_phases = g[bs], g[bs].unbind(4)                                     # hoisted views
         kern_phases = [k.unbind(4) for k in kern[bs].unbind(2)]                    # [e][phase]: nb×G×1×h×rw
         for e, a, b in offsets:
@@ -214,6 +226,7 @@ class ReassembleUpFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out):  # type: ignore[override]
         x, kernels = ctx.saved_tensors
-        grad_x, grad_k = up_backward(grad_out, x, kernels, *ctx.config,
-                                     need_x=ctx.needs_input_grad[0], need_kernels=ctx.needs_input_grad[1])
+        with record_function("a2u::reassembly_up"):
+            grad_x, grad_k = up_backward(grad_out, x, kernels, *ctx.config,
+                                         need_x=ctx.needs_input_grad[0], need_kernels=ctx.needs_input_grad[1])
         return grad_x, grad_k, None, None, None
