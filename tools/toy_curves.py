@@ -95,6 +95,8 @@ def render(doc: dict) -> str:
              "| operator | seed | epochs | final test PSNR | best | plateau epoch (±0.1 dB) | s/epoch |",
              "|---|---|---|---|---|---|---|"]
     for run in doc["runs"]:
+        if not run["psnr"]:
+            continue
         per_epoch = sum(run["seconds"]) / max(1, len(run["seconds"]))
         lines.append(f"| {run['operator']} | {run['seed']} | {len(run['psnr'])} | {run['psnr'][-1]:.2f} | "
                      f"{max(run['psnr']):.2f} | {plateau_epoch(run['psnr'])} | {per_epoch:.1f} |")
@@ -128,8 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     budget = math.inf if args.time_budget_s is None else args.time_budget_s
     for seed in args.seeds:
         for operator in args.operators:
-            doc["runs"].append(run_curve(operator, seed, train, test, args.epochs, args.batch_size, args.device,
-                                         time.time() + budget))
+            try:
+                doc["runs"].append(run_curve(operator, seed, train, test, args.epochs, args.batch_size,
+                                             args.device, time.time() + budget))
+            except Exception as err:  # noqa: BLE001 - one failing operator must not lose the others' curves
+                print(f"{operator} seed {seed}: FAILED: {type(err).__name__}: {err}", flush=True)
+                doc.setdefault("failed", {})[f"{operator}/{seed}"] = f"{type(err).__name__}: {err}"
             (args.out / "curves.json").write_text(json.dumps(doc, indent=1) + "\n")
             (args.out / "curves.md").write_text(render(doc))
     print(render(doc))
