@@ -5,7 +5,7 @@
 Rules (also written in params.yaml's header):
 - a section's value for a key is, in order of precedence: the key written in the section itself (what
   `dvc exp run -S train.iters=2000` writes), else the active profile's entry in the section's `budgets`
-  (`base.profile`: smoke | cpu | paper), else the dataclass default. A key set explicitly always wins;
+  (`base.profile`: smoke | cpu | extended | paper), else the dataclass default. A key set explicitly always wins;
 - unknown keys (in a section, in a budget entry, or a top-level section nobody owns), values of the wrong type
   and out-of-range values raise `ParamsError` naming the key, what was expected and, for a misspelling, the
   closest valid key;
@@ -27,7 +27,7 @@ import yaml
 
 #: Top-level sections of params.yaml; each is owned by the stage of the same name (`base` by all).
 SECTIONS = ("base", "compose", "toy", "train", "evaluate", "bench", "report")
-PROFILES = ("smoke", "cpu", "paper")
+PROFILES = ("smoke", "cpu", "extended", "paper")
 BUDGETS = "budgets"
 
 T = TypeVar("T")
@@ -42,12 +42,13 @@ class BaseParams:
     """`base`: shared by every stage.
 
     seed: every random draw of every stage is seeded from it (with the stage's own stream ids).
-    profile: which `budgets` entry each section uses (smoke: tests; cpu: `make repro`; paper: GPUs).
+    profile: which `budgets` entry each section uses (smoke: tests; cpu: `make repro`; extended: the cpu
+        budgets with the whole toy study (every pair and ablation); paper: GPUs).
     device: auto (CUDA when available) | cpu | cuda.
     """
 
     seed: int = 6
-    profile: Literal["smoke", "cpu", "paper"] = "cpu"
+    profile: Literal["smoke", "cpu", "extended", "paper"] = "cpu"
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:

@@ -340,11 +340,10 @@ def tiling_table(results: Path, reader: SourceReader) -> Table | None:
 
 
 # ----------------------------------------------------------------------------------------------- toy
-def toy_section(results: Path, reader: SourceReader, report: Report) -> None:
-    """The toy study: its table (best-checkpoint test metrics), its grid, its notes.
-
-    One function on purpose: later additions (seeds, learning curves, significance) go here.
-    """
+def toy_section(results: Path, reader: SourceReader, report: Report, fig_dir: Path | None = None) -> None:
+    """The toy study: its table (best-checkpoint test metrics over seeds, the paired difference to the baseline
+    with its interval, the plateau epoch), its learning curves, its grid, and in words which differences are
+    significant."""
     path = results / "toy" / "summary.json"
     if not path.is_file():
         report.note("toy", "not produced by this run (results/toy/summary.json is missing)")
@@ -355,6 +354,9 @@ def toy_section(results: Path, reader: SourceReader, report: Report) -> None:
     last_differs = any(per_dataset[d][op]["last"]["psnr"]["mean"] != per_dataset[d][op]["best"]["psnr"]["mean"]
                        for d, op in rows)
     header = ["dataset", "operator", "params", "checkpoint (epoch)"] + [TOY_TITLES[m] for m in TOY_METRICS]
+    baseline = data.get("baseline", "bilinear")
+    confidence = round(100 * data.get("confidence", 0.95))
+    header += [f"Δ PSNR vs {baseline} [{confidence}% CI]", "plateau epoch"]
     if last_differs:
         header.append("PSNR, last epoch")
     seeds = data.get("seeds") or []
@@ -364,6 +366,9 @@ def toy_section(results: Path, reader: SourceReader, report: Report) -> None:
         "best validation PSNR (its epoch is shown)"
         + ("; the last column is the last epoch's PSNR where it differs." if last_differs else
            "; here the best epoch is the last one for every operator.")
+        + f" Δ PSNR: paired by seed, Student-t {confidence}% interval over the seeds (* = excludes 0: significant)."
+        + " Plateau: first epoch after which the mean validation PSNR never rises by more than 0.1 dB (— : still"
+        " rising at the last epoch)."
         + " Not the paper's table (which is not public)."))
     for dataset in data.get("unavailable") or {}:
         table.add(dataset, "(not run: dataset not available on this machine; see results/toy/summary.json)",
@@ -375,14 +380,32 @@ def toy_section(results: Path, reader: SourceReader, report: Report) -> None:
             if not epoch.get("std") else reader.mean_std(path, *key, "best", "epoch", digits=3)
         row = [dataset, operator, reader.get(path, *key, "params"), epoch_cell]
         row += [reader.mean_std(path, *key, "best", m, decimals=TOY_DECIMALS[m]) for m in TOY_METRICS]
+        row.append(_paired_cell(reader, path, key, per_dataset[dataset][operator]))
+        row.append(reader.get(path, *key, "plateau_epoch", fmt=lambda v: "—" if v is None else str(v)))
         if last_differs:
             row.append(reader.mean_std(path, *key, "last", "psnr", decimals=TOY_DECIMALS["psnr"]))
         table.add(*row)
     report.tables["toy"] = table
+    for dataset, sentences in (data.get("findings") or {}).items():
+        for sentence in sentences:
+            report.note("toy", f"{dataset}: {sentence}")
+    curves = {d: {op: row["curve"] for op, row in ops.items() if row.get("curve")} for d, ops in per_dataset.items()}
+    if fig_dir is not None:
+        figure = plots.toy_curves(curves, fig_dir / "toy_curves.png", baseline)
+        if figure is not None:
+            report.figures["toy_curves"] = figure
     if (results / "toy" / "grid.png").is_file():
         report.figures["toy_grid"] = results / "toy" / "grid.png"
     report.glance["toy"] = (f"protocol ours (not the paper's table, which is not public); {data.get('epochs')} "
                             f"epoch(s), seeds {seeds}, profile {data.get('profile')}")
+
+
+def _paired_cell(reader: SourceReader, path: Path, key: tuple, row: dict[str, Any]) -> Cell:
+    """'−1.23 [−2.01, −0.45] *' traced to results.<dataset>.<operator>.paired.mean, or '— (baseline)'."""
+    paired = row.get("paired")
+    if not paired:
+        return Cell("— (baseline)" if "per_seed" in row else "—")
+    return reader.get(path, *key, "paired", "mean", fmt=lambda _: paired["text"])
 
 
 # ----------------------------------------------------------------------------------------------- bench
@@ -547,7 +570,7 @@ def build_report(repo: Path, base: BaseParams, cfg: ReportParams, fig_dir: Path,
             report.tables[name] = table
         elif name == "bench":
             report.note(name, "not produced by this run (results/bench/details/targets.json is missing)")
-    toy_section(results, reader, report)
+    toy_section(results, reader, report, fig_dir)
     data_dir = repo / "data" / "composed" if data_dir is None else data_dir
     for key, fig in (("training_curves", curves_figure(results, reader, fig_dir)),
                      ("matting_bars", bars_figure(results, reader, fig_dir)),

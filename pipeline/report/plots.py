@@ -195,3 +195,32 @@ def bench_ratios(ops: Mapping[str, Any], operators: Mapping[str, Mapping[str, st
     bar = fig.colorbar(image, ax=list(axes), shrink=0.7, pad=0.01)
     bar.set_label("time ÷ baseline (log scale; 1 = as fast)", fontsize=8)
     return _save(fig, path)
+
+
+def toy_curves(curves: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]], path: Path,
+               baseline: str = "bilinear") -> Path | None:
+    """Learning curves of the toy study: one panel per dataset, mean validation PSNR over seeds per epoch,
+    one line per operator (the baseline dashed). `curves[dataset][operator] = {'epoch': [...], 'psnr': [...]}`."""
+    datasets = [d for d, per in curves.items() if per]
+    if not datasets:
+        return None
+    fig, axes = plt.subplots(1, len(datasets), figsize=(PAGE_WIDTH_IN, 3.2), squeeze=False,
+                             layout="constrained")
+    operators = sorted({op for d in datasets for op in curves[d]})
+    for ax, dataset in zip(axes.ravel(), datasets):
+        for index, operator in enumerate(operators):
+            if operator not in curves[dataset]:
+                continue
+            curve = curves[dataset][operator]
+            ax.plot(curve["epoch"], curve["psnr"], marker="o", ms=3, color=COLOURS[index % len(COLOURS)],
+                    linestyle="--" if operator == baseline else "-", label=operator)
+        ax.set_title(f"{dataset}: validation PSNR (mean over seeds)", fontsize=10)
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.set_ylabel("PSNR (dB)", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=COLOURS[i % len(COLOURS)], linestyle="--" if op == baseline else "-",
+                      label=op) for i, op in enumerate(operators)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(8, len(handles)), fontsize=9, frameon=False)
+    return _save(fig, path)

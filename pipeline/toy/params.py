@@ -22,6 +22,10 @@ class ToyParams:
     subset, val_subset, test_subset: images per split (null: the whole split; validation is the last 5,000
         training images).
     epochs, batch_size, seeds: the training budget; each seed is one run.
+    workers: runs trained at the same time, each in its own process (results do not depend on it).
+    threads: torch threads of each run (part of a run's identity: float sums depend on it).
+    baseline, confidence: every operator's best test PSNR is compared with the baseline's, paired by seed,
+        with a Student-t interval at this confidence (pipeline.toy.stats).
     config_overrides: dotted MMEngine config keys merged into every run's config (e.g. `model.channels`).
     """
 
@@ -35,6 +39,10 @@ class ToyParams:
     epochs: int = 100
     batch_size: int = 100
     seeds: tuple[int, ...] = (0, 1, 2)
+    workers: int = 2
+    threads: int = 1
+    baseline: str = "bilinear"
+    confidence: float = 0.95
     config_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -53,6 +61,9 @@ class ToyParams:
             check(value is None or value >= 1, f"toy.{key}", "must be null or >= 1", value)
         check(self.epochs >= 1, "toy.epochs", "must be >= 1", self.epochs)
         check(self.batch_size >= 1, "toy.batch_size", "must be >= 1", self.batch_size)
+        check(self.workers >= 1, "toy.workers", "must be >= 1", self.workers)
+        check(self.threads >= 1, "toy.threads", "must be >= 1", self.threads)
+        check(0 < self.confidence < 1, "toy.confidence", "must be in (0, 1)", self.confidence)
 
     @property
     def counts(self) -> dict[str, int | None]:

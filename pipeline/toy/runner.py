@@ -14,14 +14,17 @@ import functools
 import hashlib
 import itertools
 import logging
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.utils import import_modules_from_strings
 
 import models  # noqa: F401  (registers the operator pairs)
 import models.toy  # noqa: F401  (registers ToyReconstructionNet)
@@ -32,7 +35,10 @@ from pipeline.core.runs import (AtomicCheckpointRunner, checkpoint_step, find_be
                                 prune_other_runs, run_fingerprint, run_state, scale_schedule, strip_prefixes)
 from pipeline.toy.datasets import DEFAULT_CACHE, DatasetNotFoundError, ToyReconstructionDataset, resolve_idx_dir
 from pipeline.toy.metrics import METRIC_NAMES
+from pipeline.toy.curve import read_curve
 from pipeline.toy.params import ToyParams
+from pipeline.toy.stats import mean_curve, mean_std, paired_difference, plateau_epoch
+from pipeline.toy.tables import paired_cell, significance_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +82,14 @@ def run_identity(cfg: Config) -> tuple[Path, str]:
 
 def build_run_config(*, dataset_files: dict[str, Path], operator: str, seed: int, epochs: int, batch_size: int,
                      counts: dict[str, int | None], work_dir: str | Path, dvclive: bool = True,
-                     overrides: dict[str, Any] | None = None, config_file: str | Path = DEFAULT_CONFIG) -> Config:
+                     overrides: dict[str, Any] | None = None, config_file: str | Path = DEFAULT_CONFIG,
+                     threads: int = 1) -> Config:
     """The merged MMEngine config of one run (its `work_dir` is the run's root; `run_toy` picks the folder).
 
     `counts` maps 'train' / 'val' / 'test' to a subset size or None; `overrides` are dotted config keys merged
-    last (e.g. {'model.channels': (8, 16, 32)} for fast tests).
+    last (e.g. {'model.channels': (8, 16, 32)} for fast tests). `threads` (torch intra-op threads of the run)
+    is part of the config, hence of the run's identity: float sums depend on it, so a result never depends on
+    how many runs share the machine.
     """
     # yapf-formatting the config text (logged, dumped and stored in every checkpoint) costs seconds per call.
     cfg = Config.fromfile(str(config_file), format_python_code=False)
@@ -95,6 +104,7 @@ def build_run_config(*, dataset_files: dict[str, Path], operator: str, seed: int
     scale_schedule(cfg, epochs)
     cfg.randomness = dict(seed=seed, deterministic=False)
     cfg.work_dir = str(work_dir)
+    cfg.torch_threads = int(threads)
     if not dvclive:
         cfg.visualizer.vis_backends = [b for b in cfg.visualizer.vis_backends
                                        if b["type"] != "SafeDVCLiveVisBackend"]
@@ -124,8 +134,9 @@ def run_toy(cfg: Config, keep_checkpoints: bool = False, reuse_finished: bool = 
     run = open_run(root, fingerprint, reuse_finished=reuse_finished)
     if run.result is not None:
         logger.debug("%s: reusing the finished run", run.path)
-        return run.result
+        return {**run.result, "reused": True}
     allow_mmengine_checkpoint_globals()
+    started = time.perf_counter()
     cfg.work_dir = str(run.path)
     cfg.resume, cfg.load_from = run.resume_from is not None, str(run.resume_from) if run.resume_from else None
     cfg.experiment_name = f"toy_{fingerprint}_{next(_RUN_COUNTER)}"
@@ -133,6 +144,7 @@ def run_toy(cfg: Config, keep_checkpoints: bool = False, reuse_finished: bool = 
         if backend["type"] == "SafeDVCLiveVisBackend":
             backend["save_dir"] = str(run.path / "dvclive")
             backend["resume_step"] = checkpoint_step(run.resume_from) if run.resume_from else None
+    torch.set_num_threads(int(cfg.get("torch_threads", torch.get_num_threads())))
     runner = AtomicCheckpointRunner.from_cfg(cfg)
     runner.train()
     last = strip_prefixes(runner.test(), METRIC_NAMES)
@@ -148,7 +160,8 @@ def run_toy(cfg: Config, keep_checkpoints: bool = False, reuse_finished: bool = 
     result = {"operator": cfg.model.operator, "seed": cfg.randomness["seed"], "best": best, "last": last,
               "params": sum(p.numel() for p in runner.model.parameters() if p.requires_grad),
               "n_test": len(runner.test_dataloader.dataset), "grid_indices": indices,
-              "resumed": run.resume_from is not None, "fingerprint": fingerprint, "run_dir": str(run.path)}
+              "resumed": run.resume_from is not None, "fingerprint": fingerprint, "run_dir": str(run.path),
+              "curve": read_curve(run.path), "train_seconds": round(time.perf_counter() - started, 2)}
     if not keep_checkpoints:
         for checkpoint in run.path.glob("*.pth"):
             checkpoint.unlink()
@@ -175,14 +188,9 @@ def reuse_finished_runs(configs: Iterable[Config]) -> bool:
     return True
 
 
-def mean_std(values: list[float]) -> dict[str, float]:
-    """Mean and sample standard deviation (ddof=1; 0.0 for a single value)."""
-    arr = np.asarray(values, dtype=np.float64)
-    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
-
-
 def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Seed results of one (dataset, operator) -> {'params', 'best': {metric: mean/std}, 'last': {...}}."""
+    """Seed results of one (dataset, operator) (in seed order) -> {'params', 'best': {metric: mean/std},
+    'last': {...}, 'per_seed': {seed: best test PSNR}, 'curve': mean validation PSNR per epoch, 'plateau_epoch'}."""
     if not runs:
         raise ValueError("aggregate_seeds: no runs given")
     params = {r["params"] for r in runs}
@@ -191,19 +199,84 @@ def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"params": params.pop(), "n_test": runs[0]["n_test"]}
     for which in ("best", "last"):
         out[which] = {key: mean_std([r[which][key] for r in runs]) for key in (*METRIC_NAMES, "epoch")}
+    out["per_seed"] = {str(r["seed"]): r["best"]["psnr"] for r in runs}
+    curves = [r.get("curve", {}).get("psnr") for r in runs]
+    if all(curves):
+        out["curve"] = {"epoch": runs[0]["curve"]["epoch"], "psnr": mean_curve(curves)}
+        out["plateau_epoch"] = plateau_epoch(out["curve"]["psnr"])
+    out["train_seconds"] = mean_std([r.get("train_seconds", 0.0) for r in runs])
     return out
+
+
+def compare_to_baseline(results: dict[str, dict[str, Any]], baseline: str, confidence: float) -> None:
+    """Add `paired` (best test PSNR minus the baseline's, paired by seed, with its t-interval) to each operator."""
+    if baseline not in results:
+        return
+    reference = results[baseline]["per_seed"]
+    for operator, row in results.items():
+        if operator != baseline:
+            seeds = sorted(reference, key=int)
+            row["paired"] = {"baseline": baseline, "metric": "psnr", **paired_difference(
+                [row["per_seed"][s] for s in seeds], [reference[s] for s in seeds], confidence)}
+            row["paired"]["text"] = paired_cell(row)
+
+
+def _run_in_worker(cfg: Config, keep_checkpoints: bool, reuse: bool) -> dict[str, Any]:
+    """`run_toy` in a pool process (single-threaded BLAS/OpenMP there: the run's own thread count applies).
+
+    A fresh interpreter has not run the config's `custom_imports` (the parent did, when it read the file), so
+    they are imported here before the Runner looks its hooks and datasets up in the registries.
+    """
+    logging.basicConfig(level=logging.WARNING)
+    if cfg.get("custom_imports"):
+        import_modules_from_strings(**cfg.custom_imports)
+    return run_toy(cfg, keep_checkpoints=keep_checkpoints, reuse_finished=reuse)
+
+
+def _execute(configs: dict[tuple, Config], workers: int, keep_checkpoints: bool, reuse: bool
+             ) -> dict[tuple, dict[str, Any]]:
+    """Run every config (in `workers` processes when > 1), logging 'toy run k/N' as runs start and finish."""
+    total, results = len(configs), {}
+    if workers <= 1:
+        for done, (key, cfg) in enumerate(configs.items(), start=1):
+            logger.info("toy run %d/%d: %s %s seed %d", done, total, *key)
+            results[key] = run_toy(cfg, keep_checkpoints=keep_checkpoints, reuse_finished=reuse)
+            _log_finished(done, total, key, results[key])
+        return results
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP or registry state
+    logger.info("toy: %d runs in %d processes (1 thread each)", total, workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_limit_threads) as pool:
+        futures = {pool.submit(_run_in_worker, cfg, keep_checkpoints, reuse): key for key, cfg in configs.items()}
+        for done, future in enumerate(as_completed(futures), start=1):
+            key = futures[future]
+            results[key] = future.result()
+            _log_finished(done, total, key, results[key])
+    return {key: results[key] for key in configs}
+
+
+def _limit_threads() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+def _log_finished(done: int, total: int, key: tuple, result: dict[str, Any]) -> None:
+    logger.info("toy run %d/%d: %s %s seed %d: best test PSNR %.2f dB at epoch %d (%s)", done, total, *key,
+                result["best"]["psnr"], result["best"]["epoch"],
+                f"{result.get('train_seconds', 0):.0f} s" if not result.get("reused") else "reused")
 
 
 def run_track(toy: ToyParams, runs_dir: str | Path, *, cache_dir: str | Path = DEFAULT_CACHE,
               allow_download: bool = True, dvclive: bool = True, overrides: dict[str, Any] | None = None,
               keep_checkpoints: bool = False, profile: str | None = None
               ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
-    """Every (dataset, operator, seed) run of the `toy` params.
+    """Every (dataset, operator, seed) run of the `toy` params, `toy.workers` at a time.
 
     `toy.config_overrides` (dotted MMEngine config keys) are merged into every run, before `overrides`.
 
     Returns:
-        metrics: the `results/toy/metrics.json` content (protocol, budget, per dataset/operator mean ± std);
+        summary: the `results/toy/summary.json` content (protocol, budget, per dataset/operator mean ± std,
+            per-seed results, the paired difference to `toy.baseline` with its interval, learning curves);
         grids: {dataset: {'input': 8×32×32, <operator>: 8×32×32}} test images and first-seed reconstructions.
     """
     overrides = {**toy.config_overrides, **(overrides or {})}
@@ -214,38 +287,33 @@ def run_track(toy: ToyParams, runs_dir: str | Path, *, cache_dir: str | Path = D
     files, unavailable = resolve_datasets(toy, cache_dir, allow_download)
     datasets = [name for name in toy.datasets if name in files]
     counts = toy.counts
-    results: dict[str, Any] = {}
-    grids: dict[str, dict[str, np.ndarray]] = {}
-    milestones: list[int] = []
     configs = {(name, operator, seed): build_run_config(
         dataset_files=files[name], operator=operator, seed=seed, epochs=toy.epochs, batch_size=toy.batch_size,
         counts=counts, work_dir=Path(runs_dir) / name / operator / f"seed{seed}", dvclive=dvclive,
-        overrides=overrides) for name in datasets for operator in toy.operators for seed in toy.seeds}
+        overrides=overrides, threads=toy.threads)
+        for name in datasets for operator in toy.operators for seed in toy.seeds}
     reuse = reuse_finished_runs(configs.values())
-    total, done = len(configs), 0
+    done = _execute(configs, min(toy.workers, len(configs)), keep_checkpoints, reuse)
+    milestones = next(iter(configs.values())).param_scheduler[0]["milestones"] if configs else []
+    results: dict[str, Any] = {}
+    grids: dict[str, dict[str, np.ndarray]] = {}
     for name in datasets:
         results[name], grids[name] = {}, {}
         for operator in toy.operators:
-            runs = []
-            for seed in toy.seeds:
-                done += 1
-                logger.info("toy run %d/%d: %s %s seed %d", done, total, name, operator, seed)
-                start = time.perf_counter()
-                cfg = configs[(name, operator, seed)]
-                milestones = cfg.param_scheduler[0]["milestones"]
-                runs.append(run_toy(cfg, keep_checkpoints=keep_checkpoints, reuse_finished=reuse))
-                logger.info("toy run %d/%d: best test PSNR %.2f dB at epoch %d (%.1f s)", done, total,
-                            runs[-1]["best"]["psnr"], runs[-1]["best"]["epoch"], time.perf_counter() - start)
+            runs = [done[(name, operator, seed)] for seed in toy.seeds]
             results[name][operator] = aggregate_seeds(runs)
             grids[name][operator] = np.load(Path(runs[0]["run_dir"]) / "grid.npy")
+        compare_to_baseline(results[name], toy.baseline, toy.confidence)
         test_set = ToyReconstructionDataset(files[name], "test", counts["test"])
         grids[name]["input"] = test_set.images[grid_indices(len(test_set))][:, 0].numpy()
-    metrics = {"protocol": PROTOCOL, "profile": profile, "epochs": toy.epochs, "subset": counts["train"],
+    summary = {"protocol": PROTOCOL, "profile": profile, "epochs": toy.epochs, "subset": counts["train"],
                "val_subset": counts["val"], "test_subset": counts["test"], "seeds": list(toy.seeds),
-               "batch_size": toy.batch_size, "milestones": milestones,
+               "batch_size": toy.batch_size, "milestones": milestones, "threads_per_run": toy.threads,
+               "baseline": toy.baseline, "confidence": toy.confidence,
                "data": {name: str(files[name]["train_images"].parent) for name in datasets}, "results": results,
                "unavailable": unavailable}
-    return metrics, grids
+    summary["findings"] = {name: significance_sentences(summary, name) for name in datasets}
+    return summary, grids
 
 
 def resolve_datasets(toy: ToyParams, cache_dir: str | Path, allow_download: bool

@@ -39,15 +39,42 @@ def budget_line(metrics: dict[str, Any]) -> str:
             f"seeds {metrics['seeds']} (mean ± sample std).")
 
 
+def paired_cell(row: dict[str, Any]) -> str:
+    """'−1.23 [−2.01, −0.45] *' (paired Δ PSNR vs the baseline and its interval; * = significant), or '—'."""
+    paired = row.get("paired")
+    if not paired:
+        return "— (baseline)" if "per_seed" in row else "—"
+    if paired["interval"] is None:
+        return f"{paired['mean']:+.2f} (1 seed)"
+    low, high = paired["interval"]
+    return f"{paired['mean']:+.2f} [{low:+.2f}, {high:+.2f}]" + (" *" if paired["significant"] else "")
+
+
+def significance_sentences(summary: dict[str, Any], dataset: str) -> list[str]:
+    """Which operators differ significantly from the baseline on `dataset`, in words (pipeline.toy.stats)."""
+    from pipeline.toy.stats import describe_difference
+
+    rows = (summary.get("results") or {}).get(dataset, {})
+    return [describe_difference(op, row["paired"]["baseline"], row["paired"]) for op, row in rows.items()
+            if row.get("paired")]
+
+
 def render_table(metrics: dict[str, Any]) -> str:
-    """Markdown: one table per dataset, a row per operator, best-epoch and last-epoch test metrics."""
+    """Markdown: one table per dataset, a row per operator: best-checkpoint test metrics (mean ± std over
+    seeds), the paired PSNR difference to the baseline with its interval, the plateau epoch of the mean
+    validation curve, and the last epoch's PSNR; then the differences in words."""
     show_std = len(metrics["seeds"]) > 1
+    confidence = round(100 * metrics.get("confidence", 0.95))
+    baseline = metrics.get("baseline", "bilinear")
     lines = [f"# Toy reconstruction (protocol: {metrics['protocol']})", "",
              budget_line(metrics),
-             "Best = the epoch with the highest validation PSNR; last = the final epoch. "
-             "Metrics per 32×32 test image (outputs clipped to [0, 1]), then averaged.", ""]
-    header = ["operator", "params"] + [f"best {title}" for _, title, _ in COLUMNS] + ["best epoch"] + \
-             [f"last {title}" for _, title, _ in COLUMNS]
+             "Best = the checkpoint with the highest validation PSNR (its epoch shown); last = the final epoch. "
+             "Metrics per 32×32 test image (outputs clipped to [0, 1]), then averaged. "
+             f"Δ PSNR: best test PSNR minus {baseline}'s, paired by seed, with its {confidence}% Student-t "
+             "interval over seeds (* = the interval excludes 0). Plateau: the first epoch after which the mean "
+             "validation PSNR never rises by more than 0.1 dB (— if it still does at the last epoch).", ""]
+    header = ["operator", "params"] + [f"best {title}" for _, title, _ in COLUMNS] + \
+             ["best epoch", f"Δ PSNR vs {baseline} [{confidence}% CI]", "plateau epoch", "last PSNR (dB)"]
     for dataset, by_operator in metrics["results"].items():
         lines += [f"## {dataset} (protocol: ours)", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
@@ -55,13 +82,16 @@ def render_table(metrics: dict[str, Any]) -> str:
             cells = [operator, f"{row['params']:,}"]
             cells += [_cell(row["best"][key], dec, show_std) for key, _, dec in COLUMNS]
             cells.append(_cell(row["best"]["epoch"], 1, show_std))
-            cells += [_cell(row["last"][key], dec, show_std) for key, _, dec in COLUMNS]
+            cells.append(paired_cell(row))
+            plateau = row.get("plateau_epoch")
+            cells.append("—" if plateau is None else str(plateau))
+            cells.append(_cell(row["last"]["psnr"], 2, show_std))
             lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += ["", *[f"- {sentence}" for sentence in significance_sentences(metrics, dataset)], ""]
     for dataset, reason in (metrics.get("unavailable") or {}).items():
         first = reason.strip().splitlines()[0] if reason.strip() else "not found"
         lines += [f"## {dataset}: NOT RUN (dataset not available on this machine)", "",
-                  f"{first} See results/toy/metrics.json `unavailable.{dataset}` for every place tried and the "
+                  f"{first} See results/toy/summary.json `unavailable.{dataset}` for every place tried and the "
                   "fix command.", ""]
     return "\n".join(lines)
 

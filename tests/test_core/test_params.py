@@ -25,7 +25,7 @@ def _write(tmp_path: Path, params: dict) -> Path:
     return path
 
 
-@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "extended", "paper"])
 def test_the_repositorys_params_load_for_every_stage_and_profile(profile: str, tmp_path: Path) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["base"]["profile"] = profile
@@ -75,7 +75,7 @@ def test_wrong_settings_are_errors_that_name_the_key(section: str, values: dict,
 def test_unknown_sections_and_bad_base_are_errors(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match=r"unknown top-level section 'trian' \(did you mean 'train'\?\)"):
         load_params(_write(tmp_path, {"trian": {}}))
-    with pytest.raises(ParamsError, match=r"base\.profile must be one of \['smoke', 'cpu', 'paper'\]"):
+    with pytest.raises(ParamsError, match=r"base\.profile must be one of \['smoke', 'cpu', 'extended', 'paper'\]"):
         load_stage(_write(tmp_path, {"base": {"profile": "gpu"}}), "report", ReportParams)
     with pytest.raises(ParamsError, match="params file not found"):
         load_params(tmp_path / "absent.yaml")

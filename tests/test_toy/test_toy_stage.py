@@ -99,4 +99,26 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path, run_config):
                                atol=1e-6)
     assert not list(run_dir.glob("*.pth"))                           # checkpoints dropped once finished
     again = run_toy(run_config(tmp_path / "resumed"))                # finished: reused, not retrained
-    assert again == json.loads((run_dir / "result.json").read_text())
+    assert again == {**json.loads((run_dir / "result.json").read_text()), "reused": True}
+
+
+def test_parallel_runs_give_the_results_of_sequential_runs(tmp_path, fake_mnist):
+    """`toy.workers` only changes speed: two processes give the numbers one process gives (1 thread per run)."""
+    from pipeline.core.params import build
+    from pipeline.toy.params import ToyParams
+    from pipeline.toy.runner import run_track
+
+    def track(workers: int) -> dict:
+        toy = build(ToyParams, {"datasets": ["mnist"], "operators": ["bilinear", "a2u"], "seeds": [0, 1],
+                                "data_dirs": {"mnist": str(fake_mnist)}, "subset": 120, "val_subset": 30,
+                                "test_subset": 20, "epochs": 2, "batch_size": 20, "workers": workers,
+                                "config_overrides": {**QUIET, "model.channels": (32, 32, 32),
+                                                     "model.mid_channels": 16}}, "toy")  # a2u: GroupNorm(32)
+        summary, _ = run_track(toy, tmp_path / f"runs{workers}", allow_download=False, dvclive=False)
+        return summary["results"]["mnist"]
+
+    one, two = track(1), track(2)
+    for operator in ("bilinear", "a2u"):
+        for key in ("best", "last", "per_seed", "curve", "params"):
+            assert one[operator][key] == two[operator][key], (operator, key)
+    assert one["a2u"]["paired"]["diffs"] == two["a2u"]["paired"]["diffs"] and len(one["a2u"]["curve"]["psnr"]) == 2

@@ -9,15 +9,15 @@ from pipeline.toy.runner import PROTOCOL, aggregate_seeds, grid_indices, mean_st
 from pipeline.toy.tables import render_table, save_grid
 
 
-def _run(psnr: float, epoch: int) -> dict:
+def _run(psnr: float, epoch: int, seed: int = 0) -> dict:
     metrics = {"psnr": psnr, "ssim": 0.9, "mae": 0.01, "mse": 0.001, "epoch": epoch}
-    return {"params": 1234, "n_test": 100, "best": metrics, "last": {**metrics, "epoch": 100}}
+    return {"seed": seed, "params": 1234, "n_test": 100, "best": metrics, "last": {**metrics, "epoch": 100}}
 
 
 def test_mean_std_and_aggregation():
     assert mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0}
     assert mean_std([5.0]) == {"mean": 5.0, "std": 0.0}
-    row = aggregate_seeds([_run(30.0, 90), _run(32.0, 80)])
+    row = aggregate_seeds([_run(30.0, 90), _run(32.0, 80, 1)])
     assert row["params"] == 1234 and row["best"]["psnr"] == {"mean": 31.0, "std": pytest.approx(2 ** 0.5)}
     assert row["best"]["epoch"]["mean"] == 85.0 and row["last"]["epoch"]["std"] == 0.0
     with pytest.raises(ValueError, match="disagree on the parameter count"):
@@ -32,8 +32,8 @@ def test_grid_indices_are_fixed_and_spread():
 def test_table_states_protocol_profile_and_rows():
     metrics = {"protocol": PROTOCOL, "profile": "cpu", "epochs": 2, "subset": 2000, "val_subset": 500,
                "test_subset": 1000, "seeds": [0, 1], "batch_size": 100, "milestones": [1],
-               "results": {"fashion-mnist": {"bilinear": aggregate_seeds([_run(30.0, 2), _run(32.0, 1)])},
-                           "mnist": {"a2u": aggregate_seeds([_run(35.0, 2), _run(35.0, 2)])}}}
+               "results": {"fashion-mnist": {"bilinear": aggregate_seeds([_run(30.0, 2), _run(32.0, 1, 1)])},
+                           "mnist": {"a2u": aggregate_seeds([_run(35.0, 2), _run(35.0, 2, 1)])}}}
     text = render_table(metrics)
     assert "protocol: ours (modelled on the authors' group harness)" in text
     assert "Profile `cpu`: 2 epochs on 2000 training images" in text and "paper" not in text.lower()

@@ -1,8 +1,9 @@
 # Hooks, environment and logging shared by every toy run. The checkpoint hook keeps the best epoch by
 # validation PSNR and the last one (enough to resume an interrupted run); ExactResumeHook makes a resumed run
-# end with the weights of an uninterrupted one; SafeDVCLiveVisBackend logs curves without touching dvc.yaml.
+# end with the weights of an uninterrupted one; ValidationCurveHook keeps each epoch's validation PSNR
+# (curve.json); SafeDVCLiveVisBackend logs curves without touching dvc.yaml.
 custom_imports = dict(imports=['models', 'models.toy', 'pipeline.toy.datasets', 'pipeline.toy.metrics',
-                               'pipeline.core.hooks'], allow_failed_imports=False)
+                               'pipeline.core.hooks', 'pipeline.toy.curve'], allow_failed_imports=False)
 default_scope = None
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -11,7 +12,7 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=True, save_best='recon/psnr', rule='greater',
                     max_keep_ckpts=1, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'))
-custom_hooks = [dict(type='ExactResumeHook')]
+custom_hooks = [dict(type='ExactResumeHook'), dict(type='ValidationCurveHook')]
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork'), dist_cfg=dict(backend='gloo'))
 log_processor = dict(by_epoch=True, window_size=10)
 log_level = 'INFO'
