@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv datasets repro test bench openmmlab clean-venv gpu-deps gpu-check
+.PHONY: venv datasets repro test bench openmmlab clean-venv gpu-deps gpu-check readme
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,3 +71,7 @@ gpu-deps: venv
 
 gpu-check:
 	PYTHONPATH="$(GPU_DEPS):$(CURDIR)" $(GPU_PYTHON) tools/gpu_check.py $(OUT) $(GPU_CHECK_ARGS)
+
+# The README's results section from the committed results/ (after `make repro`); a test checks it is current.
+readme: venv
+	$(PY) -m pipeline.report.readme README.md

@@ -30,6 +30,8 @@ from pipeline.matting.metrics import METRIC_NAMES, compute_matting_metrics
 logger = logging.getLogger(__name__)
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
+#: What the `trivial` entry of a set's summary scores (see `trivial_prediction`).
+TRIVIAL = "trimap only: unknown region predicted as background (alpha 0)"
 CSV_COLUMNS = ("set", "name", *METRIC_NAMES, "peak_mem_mb", "seconds")
 #: Errors one image may raise (unreadable files, bad trimaps, shape errors, out of memory) that
 #: `continue_on_error` turns into a counted failure. Anything else always stops the run.
@@ -63,6 +65,7 @@ class SetResult:
     images: list[ImageResult] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
     memory_method: str = ""
+    trivial: list[dict[str, float]] = field(default_factory=list)
 
     def check_count(self) -> None:
         """Raise EvaluationError unless evaluated + failed == listed."""
@@ -80,6 +83,9 @@ class SetResult:
                            "std": float(values.std()) if values.size else None}
         peaks = [r.peak_mem_mb for r in self.images]
         out["peak_mem_mb_max"] = max(peaks) if peaks else None
+        if self.trivial:
+            out["trivial"] = {"what": TRIVIAL, **{m: float(np.mean([t[m] for t in self.trivial]))
+                                                  for m in METRIC_NAMES}}
         out["memory_method"] = self.memory_method
         return out
 
@@ -126,8 +132,17 @@ def _evaluate_image(model_fn: ModelFn, eval_set: EvalSet, name: str, pred_dir: P
     if pred_dir is not None:
         write_image(Path(pred_dir) / f"{name}.png", pred)
     metrics = compute_matting_metrics(pred, alpha, trimap)
+    result.trivial.append(compute_matting_metrics(trivial_prediction(trimap), alpha, trimap))
     return ImageResult(eval_set.name, name, **metrics, peak_mem_mb=round(memory.peak_mb, 1),
                        seconds=round(seconds, 4))
+
+
+def trivial_prediction(trimap: np.ndarray) -> np.ndarray:
+    """The trimap alone as a matte: 255 where it says foreground, 0 elsewhere (the unknown region as background).
+
+    A model that has learnt nothing scores about this; the report shows it beside every trained variant.
+    """
+    return np.where(trimap == 255, 255, 0).astype(np.uint8)
 
 
 def metrics_document(set_results: Iterable[SetResult], **extra: Any) -> dict[str, Any]:

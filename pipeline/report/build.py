@@ -169,7 +169,24 @@ def claim_table(results: Path, reader: SourceReader, paper_json: Path) -> tuple[
     else:
         verdict = "reproduced" if gains.get("ours", -1.0) >= 0.5 * gains.get("paper", 0.0) else "not reproduced"
     return table, {"verdict": verdict, "reasons": reasons, "testable": testable, "claim": claim["text"],
-                   "gains": gains}
+                   "gains": gains, "smoke": smoke_demonstration(results, reader)}
+
+
+def smoke_demonstration(results: Path, reader: SourceReader, margin: float = 0.8) -> str | None:
+    """A sentence when every evaluated variant's test SAD is within `margin` of the trimap-only baseline's (the
+    networks have not learnt to matte: the run shows the mechanics only); None otherwise."""
+    scores, trivial = {}, None
+    for variant in _variants(results, "eval"):
+        test = _load(reader, results / "eval" / variant / "summary.json").get("sets", {}).get("test", {})
+        if test.get("sad", {}).get("mean") is not None:
+            scores[variant] = test["sad"]["mean"]
+        trivial = (test.get("trivial") or {}).get("sad", trivial)
+    if not scores or not trivial or any(sad < margin * trivial for sad in scores.values()):
+        return None
+    shown = ", ".join(f"{v} {sad:.2f}" for v, sad in sorted(scores.items()))
+    return (f"The matting networks of this run have not learnt to matte: their test SAD ({shown}) is within "
+            f"{1 - margin:.0%} of, or above, what the trimap alone scores ({trivial:.2f}, unknown region predicted "
+            "as background). At this budget the matting stages are a smoke demonstration of the pipeline.")
 
 
 def verification_table(results: Path, reader: SourceReader) -> Table | None:
@@ -286,6 +303,16 @@ def matting_table(results: Path, reader: SourceReader) -> Table:
             row += ["(not evaluated)"] * 7
         row.append(_network_latency(reader, networks, variant, 512))
         table.add(*row)
+    trivial = next((results / "eval" / v / "summary.json" for v in _variants(results, "eval")
+                    if "trivial" in (_load(reader, results / "eval" / v / "summary.json").get("sets", {})
+                                     .get("test", {}))), None)
+    if trivial is not None:  # what a model that learnt nothing scores on the same images
+        table.add("trimap only (no model)", "0", "—", "—", "—", "—",
+                  *[reader.get(trivial, "sets", "test", "trivial", m) for m in MATTING_METRICS],
+                  reader.get(trivial, "sets", "test", "n_images"), "—")
+        table.caption += (" 'trimap only': the trimap as the matte, its unknown region predicted as background "
+                          "(alpha 0): the score of a model that learnt nothing; a variant near it has not learnt "
+                          "to matte at this budget.")
     return table
 
 

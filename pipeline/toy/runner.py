@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Iterable
@@ -180,10 +181,10 @@ def reuse_finished_runs(configs: Iterable[Config]) -> bool:
     """
     states = [run_state(*run_identity(cfg)) for cfg in configs]
     if states and all(state == "finished" for state in states):
-        logger.info("toy: all %d runs already finished with these inputs; the stage was forced or its outputs "
+        logger.info("all %d runs already finished with these inputs; the stage was forced or its outputs "
                     "lost, so every run is trained again", len(states))
         return False
-    logger.info("toy: %d of %d runs finished earlier with the same fingerprint are reused",
+    logger.info("%d of %d runs finished earlier with the same fingerprint are reused",
                 states.count("finished"), len(states))
     return True
 
@@ -228,6 +229,9 @@ def _run_in_worker(cfg: Config, keep_checkpoints: bool, reuse: bool) -> dict[str
     they are imported here before the Runner looks its hooks and datasets up in the registries.
     """
     logging.basicConfig(level=logging.WARNING)
+    # MMEngine compares the config's start method for data workers (the toy uses none) with this process's
+    # (spawn) and warns; nothing forks here.
+    warnings.filterwarnings("ignore", message="Multi-processing start method")
     if cfg.get("custom_imports"):
         import_modules_from_strings(**cfg.custom_imports)
     return run_toy(cfg, keep_checkpoints=keep_checkpoints, reuse_finished=reuse)
@@ -239,12 +243,12 @@ def _execute(configs: dict[tuple, Config], workers: int, keep_checkpoints: bool,
     total, results = len(configs), {}
     if workers <= 1:
         for done, (key, cfg) in enumerate(configs.items(), start=1):
-            logger.info("toy run %d/%d: %s %s seed %d", done, total, *key)
+            logger.info("run %d/%d: %s %s seed %d", done, total, *key)
             results[key] = run_toy(cfg, keep_checkpoints=keep_checkpoints, reuse_finished=reuse)
             _log_finished(done, total, key, results[key])
         return results
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP or registry state
-    logger.info("toy: %d runs in %d processes (1 thread each)", total, workers)
+    logger.info("%d runs in %d processes (1 thread each)", total, workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=_limit_threads) as pool:
         futures = {pool.submit(_run_in_worker, cfg, keep_checkpoints, reuse): key for key, cfg in configs.items()}
@@ -261,7 +265,7 @@ def _limit_threads() -> None:
 
 
 def _log_finished(done: int, total: int, key: tuple, result: dict[str, Any]) -> None:
-    logger.info("toy run %d/%d: %s %s seed %d: best test PSNR %.2f dB at epoch %d (%s)", done, total, *key,
+    logger.info("run %d/%d: %s %s seed %d: best test PSNR %.2f dB at epoch %d (%s)", done, total, *key,
                 result["best"]["psnr"], result["best"]["epoch"],
                 f"{result.get('train_seconds', 0):.0f} s" if not result.get("reused") else "reused")
 
@@ -331,7 +335,7 @@ def resolve_datasets(toy: ToyParams, cache_dir: str | Path, allow_download: bool
         except DatasetNotFoundError as exc:
             if toy.on_missing_dataset == "error":
                 raise
-            logger.warning("toy: dataset %s is NOT available and is left out of this run "
+            logger.warning("dataset %s is NOT available and is left out of this run "
                            "(toy.on_missing_dataset: report):\n%s", name, exc)
             unavailable[name] = str(exc)
     if not files:
