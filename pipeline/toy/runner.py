@@ -205,7 +205,6 @@ def aggregate_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if all(curves):
         out["curve"] = {"epoch": runs[0]["curve"]["epoch"], "psnr": mean_curve(curves)}
         out["plateau_epoch"] = plateau_epoch(out["curve"]["psnr"])
-    out["train_seconds"] = mean_std([r.get("train_seconds", 0.0) for r in runs])
     return out
 
 
@@ -243,7 +242,7 @@ def _execute(configs: dict[tuple, Config], workers: int, keep_checkpoints: bool,
     total, results = len(configs), {}
     if workers <= 1:
         for done, (key, cfg) in enumerate(configs.items(), start=1):
-            logger.info("run %d/%d: %s %s seed %d", done, total, *key)
+            logger.info("toy run %d/%d: %s %s seed %d", done, total, *key)
             results[key] = run_toy(cfg, keep_checkpoints=keep_checkpoints, reuse_finished=reuse)
             _log_finished(done, total, key, results[key])
         return results
@@ -265,7 +264,7 @@ def _limit_threads() -> None:
 
 
 def _log_finished(done: int, total: int, key: tuple, result: dict[str, Any]) -> None:
-    logger.info("run %d/%d: %s %s seed %d: best test PSNR %.2f dB at epoch %d (%s)", done, total, *key,
+    logger.info("toy run %d/%d: %s %s seed %d: best test PSNR %.2f dB at epoch %d (%s)", done, total, *key,
                 result["best"]["psnr"], result["best"]["epoch"],
                 f"{result.get('train_seconds', 0):.0f} s" if not result.get("reused") else "reused")
 

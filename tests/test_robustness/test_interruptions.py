@@ -218,15 +218,16 @@ def test_bench_recovers_from_a_kill(tmp_path: Path) -> None:
     params = _params(tmp_path / "params.yaml", {"bench": {
         "operators": ["bilinear"], "network_variants": ["bilinear"], "threads": 1, "repeats": 1, "batch_sizes": [1],
         "op_matting_sizes": [32], "op_include_toy": False, "network_sizes": [32], "metrics_size": 32,
-        "metrics_repeats": 1, "export": False}})
+        "metrics_repeats": 1, "export": False, "ratio_threads": [1], "step_repeats": 1, "toy_step_batches": [2],
+        "matting_step_cases": [[2, 32]], "network_repeats": 1, "floor": False}})
     out, metrics = tmp_path / "results" / "bench" / "details", tmp_path / "results" / "bench" / "metrics.json"
     args = ["--params", str(params), "--out", str(out), "--metrics", str(metrics)]
     drive("pipeline.bench.run:write_json:2", "bench", args)
     assert len(leftovers(out)) == 1 and not out.exists()
     drive("none", "bench", args)
     assert not leftovers(out, metrics) and metrics.is_file()
-    assert {p.name for p in out.iterdir()} == {"ops.json", "networks.json", "targets.json", "table.md", "ratios.png",
-                                               "operators.json", "run.json"}
+    assert {p.name for p in out.iterdir()} == {"ops.json", "steps.json", "networks.json", "floor.json", "targets.json",
+                                               "table.md", "ratios.png", "operators.json", "run.json"}
 
 
 # ------------------------------------------------------------------------------------------- report
