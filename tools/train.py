@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                                   "or choose another --work-dir")
         if existing is not None:
             log.info("resuming from %s", existing)
-        log.info("%s: %d iterations, validation every %d", args.config, cfg.train_cfg.max_iters,
-                 cfg.train_cfg.val_interval)
+        validation = (f"validation every {cfg.train_cfg.val_interval}" if cfg.get("val_dataloader") is not None
+                      else "no validation (the config has no val_dataloader)")
+        log.info("%s: %d iterations, %s", args.config, cfg.train_cfg.max_iters, validation)
         result = run_training(cfg)
         best = find_best_checkpoint(work_dir)
         log.info("last validation: %s; best checkpoint %s",

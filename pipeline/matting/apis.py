@@ -110,8 +110,13 @@ def prepare_runner_config(cfg: Config, work_dir: str | Path, launcher: str = "no
 
 
 def check_data_roots(cfg: Config, loaders: Iterable[str]) -> None:
-    """Raise FileNotFoundError naming the loader and folder when a dataloader's data root does not exist."""
+    """Raise FileNotFoundError naming the loader and folder when a dataloader's data root does not exist.
+
+    A loader that is absent or None (a config without validation, e.g. the paper recipe) is not checked.
+    """
     for name in loaders:
+        if cfg.get(name) is None:
+            continue
         root = Path(cfg[name].dataset.data_root)
         if not root.is_dir():
             raise FileNotFoundError(

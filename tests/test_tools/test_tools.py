@@ -161,3 +161,20 @@ def test_test_metric_uses_the_matlab_metrics() -> None:
     assert metric.compute_metrics(metric.results) == pytest.approx(expected)
     with pytest.raises(ValueError, match="metric_names must be a non-empty subset"):
         MattingValMetric(metric_names=("sad", "psnr"))
+
+
+def test_train_tool_runs_the_paper_config_without_validation(data: Path, tmp_path: Path) -> None:
+    """The paper recipe has no val_dataloader (no selection on the test set): the tool must still train it."""
+    from tools.train import main as train_main
+
+    paper = (REPO / profile_config("paper", REPO / "configs" / "matting")).resolve()
+    assert Config.fromfile(str(paper)).val_source is None  # resolved to no val_dataloader
+    path = tmp_path / "paper_tiny.py"
+    path.write_text(f"_base_ = [{str(paper)!r}]\n"
+                    "model = dict(network=dict(_delete_=True, type='TinyStandInMattingNet'))\n"
+                    f"train_dataloader = dict(num_workers=0, persistent_workers=False, "
+                    f"dataset=dict(data_root={str(data / 'train')!r}))\n")
+    work = tmp_path / "work"
+    train_main([str(path), "--work-dir", str(work), "--cfg-options", "train_cfg.max_iters=2", "crop_size=32",
+                "total_batch_size=2", "default_hooks.checkpoint.interval=2"])
+    assert (work / "iter_2.pth").is_file() and not list(work.glob("best*.pth"))
