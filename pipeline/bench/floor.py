@@ -13,10 +13,15 @@ profiled step time is reported next to the unprofiled one.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
+
+from pipeline.core.logs import native_stderr_to_log
+
+_LOG = logging.getLogger(__name__)
 
 STEP_LABEL = "bench::step"
 
@@ -38,7 +43,7 @@ def profile_step(step: Callable[[], Any], warmup: int = 2, steps: int = 1, top: 
         raise ValueError(f"steps must be >= 1, got {steps}")
     for _ in range(warmup):
         step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with native_stderr_to_log(_LOG), profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             with record_function(STEP_LABEL):
                 step()

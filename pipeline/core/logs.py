@@ -31,12 +31,14 @@ import io
 import logging
 import os
 import sys
+import tempfile
 import time
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from mmengine.hooks import Hook, RuntimeInfoHook
+from mmengine.runner import EpochBasedTrainLoop
 from mmengine.registry import HOOKS
 
 #: Environment variable: 'verbose' keeps MMEngine's INFO output on the console.
@@ -169,6 +171,31 @@ class BaseLrRuntimeInfoHook(RuntimeInfoHook):
 
 
 @HOOKS.register_module()
+def _by_epoch(runner: Any) -> bool:
+    """True for an epoch-based training loop (MMEngine's IterBasedTrainLoop also reports max_epochs = 1)."""
+    return isinstance(runner.train_loop, EpochBasedTrainLoop)
+
+
+@contextmanager
+def native_stderr_to_log(logger: logging.Logger) -> Iterator[None]:
+    """Keep what C/C++ code writes to file descriptor 2 off the console (e.g. torch 2.13's profiler prints
+    `USDT:... profiler_start` lines); with `A2U_CONSOLE=verbose` it is passed on to `logger` as warnings."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            if os.environ.get("A2U_CONSOLE") == "verbose":
+                for line in captured.read().decode(errors="replace").splitlines():
+                    logger.warning("native stderr: %s", line)
+
+
 class ConsoleProgressHook(Hook):
     """Console progress for long runs: a line every `interval_s` seconds and one per validation.
 
@@ -203,7 +230,7 @@ class ConsoleProgressHook(Hook):
         elapsed = now - self._start
         rate = elapsed / max(done - self._first_iter, 1)
         parts = [f"iter {done}/{total} ({100 * done / total:.0f}%)"]
-        if getattr(runner.train_loop, "max_epochs", None):
+        if _by_epoch(runner):
             parts.insert(0, f"epoch {runner.epoch + 1}/{runner.max_epochs}")
         hub = runner.message_hub
         for key, fmt in (("train/loss", "loss {:.4f}"), ("train/lr", "lr {:.1e}")):
@@ -217,7 +244,7 @@ class ConsoleProgressHook(Hook):
             return
         shown = ", ".join(f"{key.split('/')[-1]} {value:.4g}" for key, value in metrics.items()
                           if isinstance(value, (int, float)))
-        where = f"epoch {runner.epoch}" if getattr(runner.train_loop, "max_epochs", None) else f"iter {runner.iter}"
+        where = f"epoch {runner.epoch}" if _by_epoch(runner) else f"iteration {runner.iter}"
         self.logger.info("validation at %s: %s", where, shown)
 
 

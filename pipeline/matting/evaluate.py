@@ -11,6 +11,7 @@ import csv
 import io
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -106,7 +107,9 @@ def evaluate_set(model_fn: ModelFn, eval_set: EvalSet, pred_dir: Path | None, *,
             raise EvaluationError(f"set '{eval_set.name}': {len(missing)} of the files of {len(names)} listed "
                                   f"images are missing: {listing}")
     result = SetResult(eval_set.name, len(names))
-    for name in tqdm(names, desc=f"evaluate {eval_set.name}", unit="img", disable=not progress):
+    # a progress bar only on a terminal: in a log file its carriage returns make one unreadable line
+    for name in tqdm(names, desc=f"evaluate {eval_set.name}", unit="img",
+                     disable=not progress or not sys.stderr.isatty()):
         try:
             result.images.append(_evaluate_image(model_fn, eval_set, name, pred_dir, result, index, stride=stride,
                                                  tile=tile, overlap=overlap, device=device))

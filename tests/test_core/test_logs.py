@@ -9,9 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 from mmengine.logging import MessageHub, MMLogger
+from mmengine.runner import IterBasedTrainLoop
 
-from pipeline.core.logs import (BaseLrRuntimeInfoHook, ConsoleProgressHook, format_duration, quiet_console,
-                                run_cli, stage_logging)
+from pipeline.core.logs import (BaseLrRuntimeInfoHook, ConsoleProgressHook, format_duration, native_stderr_to_log,
+                                quiet_console, run_cli, stage_logging)
 
 
 def test_mmengine_info_goes_to_the_file_only(tmp_path, capsys) -> None:
@@ -45,8 +46,10 @@ def test_logged_lr_is_the_same_group_whatever_the_parameter_order(lrs: list[floa
 
 def test_progress_hook_prints_iteration_loss_lr_and_eta(caplog) -> None:
     runner = _runner([1e-2], iteration=0)
-    runner.max_iters, runner.epoch = 10, 0
-    runner.train_loop = SimpleNamespace()
+    runner.max_iters, runner.epoch, runner.max_epochs = 10, 0, 1
+    # MMEngine's iteration loop also reports max_epochs == 1: the lines must still speak of iterations
+    runner.train_loop = IterBasedTrainLoop.__new__(IterBasedTrainLoop)
+    runner.train_loop._max_epochs, runner.train_loop._max_iters = 1, 10
     runner.message_hub.update_scalar("train/loss", 0.25)
     runner.message_hub.update_scalar("train/lr", 1e-2)
     hook = ConsoleProgressHook(interval_s=0.0)
@@ -57,7 +60,7 @@ def test_progress_hook_prints_iteration_loss_lr_and_eta(caplog) -> None:
         hook.after_val_epoch(runner, {"val/sad": 1.5, "val/mse": 0.01})
     line, val = [r.getMessage() for r in caplog.records]
     assert re.fullmatch(r"iter 5/10 \(50%\)  loss 0\.2500  lr 1\.0e-02  .* elapsed, eta .*", line), line
-    assert val == "validation at iter 4: sad 1.5, mse 0.01"
+    assert val == "validation at iteration 4: sad 1.5, mse 0.01"
 
 
 def test_short_runs_print_no_progress(caplog) -> None:
@@ -99,3 +102,14 @@ def test_input_errors_exit_with_status_2_and_others_propagate() -> None:
 
 def test_format_duration() -> None:
     assert [format_duration(s) for s in (4.25, 65, 3725)] == ["4.2 s", "1:05", "1:02:05"]
+
+
+def test_native_stderr_is_kept_off_the_console(capfd, monkeypatch) -> None:
+    """C-level writes to fd 2 (torch's profiler prints `USDT:...` lines) do not reach the console."""
+    import os
+
+    monkeypatch.delenv("A2U_CONSOLE", raising=False)
+    with native_stderr_to_log(logging.getLogger("test")):
+        os.write(2, b"USDT: profiler_start\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"

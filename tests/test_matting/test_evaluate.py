@@ -210,3 +210,10 @@ def test_tiled_check_reports_the_effect_of_tiling(tmp_path):
         assert check["sad"]["whole"] == pytest.approx(doc["sets"]["test"]["sad"]["mean"])
         assert (abs(check["sad"]["delta"]) > 1e-6) == changes, check
         assert (doc["checkpoint"]["which"], doc["checkpoint"]["iter"]) == ("last", 4)  # no validation: auto -> last
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    """Under DVC with a log file, tqdm's carriage returns made one unreadable console line per set."""
+    _write_set(tmp_path / "set", ["a", "b"])
+    evaluate_set(quarter_model, EvalSet("set", tmp_path / "set"), None, progress=True)
+    assert "evaluate set" not in capsys.readouterr().err

@@ -130,10 +130,21 @@ def test_glance_says_a_synthetic_cpu_run_cannot_test_the_claim(report_repo) -> N
     assert "<b>-10.0%</b>" not in html and "**" not in html  # no bold gain, no literal markdown in the HTML
 
 
+def test_a_run_on_a_shorter_budget_is_labelled_a_smoke_demonstration(report_repo) -> None:
+    """Even when its networks beat the trimap-only score, a short-budget run only demonstrates the pipeline."""
+    _, report = report_repo
+    smoke = report.glance["claim"]["smoke"]
+    assert smoke.startswith("The matting networks are trained on a budget unlike the paper's (training "
+                            "iterations, training crop, batch size differ)")
+    assert "a2u 18.00, bilinear 20.00" in smoke and "smoke demonstration" in smoke
+    assert "Smoke demonstration." in render_html(report)
+
+
 @pytest.mark.parametrize("sads, verdict", [((37.0, 32.0), "reproduced"), ((37.0, 36.9), "not reproduced")])
 def test_glance_verdict_on_the_papers_setting(tmp_path: Path, sads: tuple, verdict: str) -> None:
     report = _build(tmp_path, source="comp1k", iters=180000, crop=512, batch=16, n_test=1000, sads=sads)
     assert report.glance["claim"]["testable"] and report.glance["claim"]["verdict"] == verdict
+    assert report.glance["claim"]["smoke"] is None  # the paper's budget is no smoke demonstration
 
 
 def test_verification_results_are_in_the_glance_box(report_repo) -> None:
