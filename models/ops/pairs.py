@@ -103,6 +103,22 @@ def build_pair(name: str, channels: int, **kwargs: Any) -> OperatorPair:
     return OPERATOR_PAIRS.build(dict(type=name, channels=channels, **kwargs))
 
 
+class PairRoundTrip(nn.Module):
+    """One module for a pair's down and up pass, for export and parity checks.
+
+    forward(x, z) = (pair.down(x)[0], pair.up(z, pair.down(x)[1])): x N×C×H×W, z N×C×(H/2)×(W/2) -> the
+    N×C×(H/2)×(W/2) downsampled x and the N×C×H×W upsampled z (A2U with the kernels A2D's generator made from x).
+    """
+
+    def __init__(self, pair: OperatorPair) -> None:
+        super().__init__()
+        self.pair = pair
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        low, state = self.pair.down(x)
+        return low, self.pair.up(z, state)
+
+
 def count_parameters(module: nn.Module) -> int:
     """Number of learnable parameters of a module."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

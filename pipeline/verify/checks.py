@@ -151,18 +151,6 @@ def parameter_counts(reference: str | Path = REFERENCE_COUNTS) -> dict[str, Any]
             "generator": generator, "network": network, "passed": all(r["equal"] for r in rows.values())}
 
 
-class _PairRoundTrip(nn.Module):
-    """forward(x, z) = (A2D(x), A2U(z) with the kernels A2D's generator made from x)."""
-
-    def __init__(self, pair: nn.Module) -> None:
-        super().__init__()
-        self.pair = pair
-
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        low, state = self.pair.down(x)
-        return low, self.pair.up(z, state)
-
-
 def onnx_parity(seed: int = 0, channels: int = 32, sizes: tuple[tuple[int, int], ...] = ((32, 48), (64, 64))
                 ) -> dict[str, Any]:
     """Export the matting network's A2D/A2U pair once (dynamic H, W) and compare onnxruntime with eager."""
@@ -172,9 +160,10 @@ def onnx_parity(seed: int = 0, channels: int = 32, sizes: tuple[tuple[int, int],
         return {"passed": None, "skipped": f"onnxruntime is not installed ({exc})"}
     import models  # noqa: F401
     from models.matting.network import build_matting_pair
+    from models.ops.pairs import PairRoundTrip
 
     torch.manual_seed(seed)
-    module = _PairRoundTrip(build_matting_pair("a2u", channels)).eval()
+    module = PairRoundTrip(build_matting_pair("a2u", channels)).eval()
     gen = torch.Generator().manual_seed(seed)
 
     def inputs(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:

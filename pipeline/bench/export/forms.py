@@ -23,18 +23,6 @@ from torch import nn
 from pipeline.bench.export.core import HwScales, export_onnx, onnx_parity
 
 
-class PairRoundTrip(nn.Module):
-    """forward(x, z) = (pair.down(x)[0], pair.up(z, pair.down(x)[1])) for a registered operator pair."""
-
-    def __init__(self, pair: nn.Module) -> None:
-        super().__init__()
-        self.pair = pair
-
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        low, state = self.pair.down(x)
-        return low, self.pair.up(z, state)
-
-
 @dataclass
 class ExportForm:
     """A module to export, its input/output names, dynamic sizes, and an input builder for (H, W)."""
@@ -54,6 +42,7 @@ def build_forms(channels: int = 32, seed: int = 0) -> dict[str, ExportForm]:
     """The three export forms (module docstring); (H, W) passed to `make_inputs` is the high resolution."""
     import models  # noqa: F401  (registers A2U, the pairs and the network)
     from models.matting.network import A2UMattingNet, build_matting_pair
+    from models.ops.pairs import PairRoundTrip
     from models.registry import MODELS
 
     torch.manual_seed(seed)
