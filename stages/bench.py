@@ -1,11 +1,11 @@
 """DVC stage `bench`: time and measure every operator pair, the reassembly kernels and the matting network.
 
     python stages/bench.py [--params params.yaml] [--out results/bench/details]
-                           [--metrics results/bench/metrics.json]
+                           [--metrics results/bench/ratios]
 
 Reads params sections `base` and `bench` (`pipeline.bench.params.BenchParams`); writes, atomically as one folder,
 `--out` {ops.json, networks.json, targets.json, table.md, ratios.png, operators.json, run.json, export/} and the
-DVC metric `--metrics` (the headline time ratios, `pipeline.bench.dvc_metrics`).
+DVC metrics folder `--metrics` (one small file per headline time ratio, `pipeline.bench.dvc_metrics`).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.bench.describe import describe_pairs  # noqa: E402
-from pipeline.bench.dvc_metrics import bench_metrics  # noqa: E402
+from pipeline.bench.dvc_metrics import bench_metrics, metric_files  # noqa: E402
 from pipeline.bench.run import matting_pair_factory, run_benchmark  # noqa: E402
 from pipeline.core.io import atomic_dir, remove_stale_temps, write_json  # noqa: E402
 from pipeline.core.logs import stage_logging  # noqa: E402
@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (sections base, bench)")
     parser.add_argument("--out", default="results/bench/details", help="output folder, replaced as a whole")
-    parser.add_argument("--metrics", default="results/bench/metrics.json", help="the DVC metric (headline ratios)")
+    parser.add_argument("--metrics", default="results/bench/ratios",
+                        help="DVC metrics folder: one <ratio>.json = {a2u_x: value} per headline ratio")
     args = parser.parse_args(argv)
     with stage_logging("bench", [args.metrics, args.out]) as log:
         base, cfg = load_stage(args.params, "bench", BenchParams)
@@ -40,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
             write_json(tmp / "operators.json", describe_pairs(matting_pair_factory(), results["ops"]["operators"]))
             timer.write(tmp, device=results["ops"]["device"])
         headline = bench_metrics(results["ops"], results["networks"], targets=results["targets"])
-        write_json(args.metrics, headline)
+        with atomic_dir(args.metrics) as tmp:
+            for name, content in metric_files(headline).items():
+                write_json(tmp / name, content)
         met = [c for c in results["targets"]["checks"] if c["met"] is False]
         log.info("%s; %d performance target(s) missed (see %s/table.md)",
                  ", ".join(f"{k} {v:.3g}" for k, v in headline.items()) or "no ratio measured", len(met), args.out)

@@ -1,6 +1,8 @@
-"""The bench stage's DVC metric `results/bench/metrics.json`: the headline time ratios, nothing else.
+"""The bench stage's DVC metrics `results/bench/ratios/<ratio>.json`: the headline time ratios, nothing else.
 
-    {"up_x": 6.48, "down_x": 64.5, "net_x": 1.21, "toy_step_x": 2.35, "mat_step_x": 1.28}
+`bench_metrics` gives {"up_x": 6.48, "down_x": 64.5, "net_x": 1.21, "toy_step_x": 2.35, "mat_step_x": 1.28};
+`metric_files` writes each as one small file with the single key `a2u_x` (`up.json` = {"a2u_x": 6.48}, ...),
+so `dvc metrics show` lists the ratios as rows of one column and stays narrow however many ratios there are.
 
 - `up_x`: A2U upsampler forward time ÷ `F.interpolate(bilinear)`, worst over the matting shapes;
 - `down_x`: A2D downsampler forward time (kernel generation included) ÷ 2×2 average pooling, likewise;
@@ -17,6 +19,10 @@ from typing import Any
 
 from pipeline.bench.ops import summarise_ratios
 from pipeline.bench.targets import headline_ratios
+
+#: bench_metrics key -> file name (without .json) under the metrics folder; each file holds {METRIC_KEY: ratio}.
+RATIO_FILES = {"up_x": "up", "down_x": "down", "net_x": "net_1024", "toy_step_x": "toy_step", "mat_step_x": "mat_step"}
+METRIC_KEY = "a2u_x"
 
 #: Network input size of the `net_x` ratio (the size of the network performance target).
 NETWORK_SIZE = 1024
@@ -41,3 +47,9 @@ def bench_metrics(ops: dict[str, Any], nets: dict[str, Any] | None, operator: st
         if steps.get(source) is not None:
             out[key] = round(float(steps[source]), 4)
     return out
+
+
+def metric_files(headline: dict[str, float]) -> dict[str, dict[str, float]]:
+    """{'<ratio>.json': {'a2u_x': value}} for each headline ratio that was measured (see RATIO_FILES)."""
+    return {f"{RATIO_FILES[key]}.json": {METRIC_KEY: value} for key, value in headline.items()}
+

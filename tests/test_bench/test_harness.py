@@ -140,3 +140,14 @@ def test_run_benchmark_writes_every_output(tmp_path) -> None:
     assert "## Targets" in table and "kernel" in table and "(64, 32)" not in table
     assert "N·C·R²" in table  # the skip reason is printed
     assert out["targets"]["checks"]
+
+
+def test_headline_ratios_are_rows_of_one_metric_column() -> None:
+    """`dvc metrics show` gets one `a2u_x` column however many ratios the bench measures (120 columns)."""
+    from pipeline.bench.dvc_metrics import METRIC_KEY, RATIO_FILES, metric_files
+
+    headline = {"up_x": 2.5, "down_x": 5.0, "net_x": 1.2, "toy_step_x": 2.3, "mat_step_x": 1.3}
+    files = metric_files(headline)
+    assert set(files) == {f"{name}.json" for name in RATIO_FILES.values()}
+    assert all(list(content) == [METRIC_KEY] for content in files.values())
+    assert files["toy_step.json"] == {"a2u_x": 2.3} and "net_1024.json" not in metric_files({"up_x": 1.0})

@@ -33,7 +33,8 @@ def test_the_section_is_rendered_from_the_results_files(tmp_path: Path) -> None:
     (tmp_path / "eval" / "a2u" / "summary.json").write_text(json.dumps(
         {"sets": {"test": test}, "checkpoint": {"which": "best", "iter": 300}}))
     (tmp_path / "bench").mkdir()
-    (tmp_path / "bench" / "metrics.json").write_text(json.dumps({"toy_step_x": 2.345}))
+    (tmp_path / "bench" / "ratios").mkdir(parents=True)
+    (tmp_path / "bench" / "ratios" / "toy_step.json").write_text(json.dumps({"a2u_x": 2.345}))
     section = render_section(tmp_path)
     assert "| a2u | best at iteration 300 | 5.5 | 0.1 | 6 | 5 |" in section
     assert "| trimap only (no model) | — | 9 | 0.3 | 8 | 9.5 |" in section
