@@ -170,7 +170,6 @@ class BaseLrRuntimeInfoHook(RuntimeInfoHook):
                 runner.message_hub.update_scalar("train/min_lr", min(values))
 
 
-@HOOKS.register_module()
 def _by_epoch(runner: Any) -> bool:
     """True for an epoch-based training loop (MMEngine's IterBasedTrainLoop also reports max_epochs = 1)."""
     return isinstance(runner.train_loop, EpochBasedTrainLoop)
@@ -196,6 +195,7 @@ def native_stderr_to_log(logger: logging.Logger) -> Iterator[None]:
                     logger.warning("native stderr: %s", line)
 
 
+@HOOKS.register_module()
 class ConsoleProgressHook(Hook):
     """Console progress for long runs: a line every `interval_s` seconds and one per validation.
 

@@ -200,8 +200,8 @@ def smoke_demonstration(results: Path, reader: SourceReader, reasons: list[str] 
     if not budget:
         return None
     text = (f"The matting networks are trained on a budget unlike the paper's ({', '.join(budget)} differ), "
-            f"from one seed: the matting stages are a smoke demonstration of the pipeline, not a comparison of operators. Test "
-            f"SAD {shown}")
+            "from one seed: the matting stages are a smoke demonstration of the pipeline, not a comparison of "
+            f"operators. Test SAD {shown}")
     if trivial:
         text += f"; the trimap alone scores {trivial:.2f}"
     stds = [v for v in spreads.values() if v is not None]

@@ -113,3 +113,11 @@ def test_native_stderr_is_kept_off_the_console(capfd, monkeypatch) -> None:
         os.write(2, b"USDT: profiler_start\n")
     os.write(2, b"after\n")
     assert capfd.readouterr().err == "after\n"
+
+
+def test_progress_hook_is_registered_under_its_own_name() -> None:
+    """A config can name it (`dict(type='ConsoleProgressHook')`); a helper must not take its registration."""
+    from mmengine.registry import HOOKS
+
+    assert HOOKS.get("ConsoleProgressHook") is ConsoleProgressHook
+    assert HOOKS.get("_by_epoch") is None
