@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.toy import ToyReconstructionNet  # noqa: E402
 from pipeline.toy.datasets import ToyReconstructionDataset, find_idx_files  # noqa: E402
+from pipeline.toy.stats import plateau_epoch  # noqa: E402
 
 FULL_EPOCHS, MILESTONES = 100, (50, 70, 85)
 
@@ -80,14 +81,6 @@ def run_curve(operator: str, seed: int, train: torch.Tensor, test: torch.Tensor,
             out["stopped"] = f"time budget reached after epoch {epoch}"
             break
     return out
-
-
-def plateau_epoch(psnr: list[float], tolerance_db: float = 0.1) -> int | None:
-    """First epoch after which the curve never rises by more than `tolerance_db` (None if it still does)."""
-    for i in range(len(psnr)):
-        if max(psnr[i:]) - psnr[i] <= tolerance_db:
-            return i + 1 if i + 1 < len(psnr) or len(psnr) == 1 else None
-    return None
 
 
 def render(doc: dict) -> str:
