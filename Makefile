@@ -26,7 +26,9 @@ datasets:
 	else echo "note: not root or no apt-get: install Fashion-MNIST with 'sudo apt-get install dataset-fashion-mnist'"; fi
 
 # Stages run `python stages/...`: the venv's bin/ goes first on PATH so that is the venv's Python.
+# params.yaml is checked whole first: DVC expands train@<variant>-<seed> from it before any stage runs.
 repro: venv datasets
+	@$(PY) -m pipeline.params_check params.yaml
 	@start=$$(date +%s); PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro; rc=$$?; \
 	echo "dvc repro finished in $$(( $$(date +%s) - start )) s (exit $$rc); report: results/report.html"; exit $$rc
 

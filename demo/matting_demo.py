@@ -1,12 +1,12 @@
 """Matte your own image with a trimap (no ground truth needed), OpenMMLab style.
 
-    python demo/matting_demo.py IMAGE TRIMAP OUT.png [--checkpoint results/train/a2u/best.pth] [--config F]
+    python demo/matting_demo.py IMAGE TRIMAP OUT.png [--checkpoint results/train/a2u/seed0/best.pth] [--config F]
     python demo/matting_demo.py IMAGE_DIR TRIMAP_DIR OUT_DIR [...]      # every image of a folder
 
 The trimap is a single-channel 8-bit PNG of the image's size holding exactly 0 (background), 128 (unknown) and
 255 (foreground); anything else is an error naming the file and the values. OUT is the alpha matte (8-bit PNG,
 the trimap's known regions pasted), written atomically. `--config` defaults to the `config.py` beside the
-checkpoint (the layout of `results/train/<variant>/`). The evaluate stage runs the same inference
+checkpoint (the layout of `results/train/<variant>/seed<s>/`). The evaluate stage runs the same inference
 (`pipeline.matting.inference.predict_alpha`).
 """
 from __future__ import annotations
@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.core.mathenv import pin_math_env  # noqa: E402  (before torch: MKL reads it once)
+
+pin_math_env()
 
 from pipeline.core.io import write_image  # noqa: E402
 from pipeline.core.logs import run_cli, stage_logging  # noqa: E402
@@ -27,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("image", help="RGB image file, or a folder of images")
     parser.add_argument("trimap", help="trimap file (0/128/255), or a folder with one trimap per image (same stem)")
     parser.add_argument("out", help="output alpha PNG, or a folder when IMAGE is a folder")
-    parser.add_argument("--checkpoint", default="results/train/a2u/best.pth", help="model weights")
+    parser.add_argument("--checkpoint", default="results/train/a2u/seed0/best.pth", help="model weights")
     parser.add_argument("--config", help="model config (default: config.py beside the checkpoint)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--tile", type=int, default=None, help="tile size to bound memory (multiple of 16)")

@@ -15,6 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.mathenv import pin_math_env  # noqa: E402  (before torch: MKL reads it once)
+
+pin_math_env()
+
 from pipeline.bench.describe import describe_pairs  # noqa: E402
 from pipeline.bench.dvc_metrics import bench_metrics, metric_files  # noqa: E402
 from pipeline.bench.run import matting_pair_factory, run_benchmark  # noqa: E402

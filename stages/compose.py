@@ -11,6 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.mathenv import pin_math_env  # noqa: E402  (before torch: MKL reads it once)
+
+pin_math_env()
+
 from pipeline.compose.composed_set import build_composed_set  # noqa: E402
 from pipeline.compose.contact_sheet import make_contact_sheet  # noqa: E402
 from pipeline.compose.evalset import write_eval_manifest  # noqa: E402

@@ -11,6 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.mathenv import pin_math_env  # noqa: E402  (before torch: MKL reads it once)
+
+pin_math_env()
+
 from pipeline.core.io import atomic_dir, remove_stale_temps, write_text  # noqa: E402
 from pipeline.core.logs import stage_logging  # noqa: E402
 from pipeline.core.params import load_stage  # noqa: E402

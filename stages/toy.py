@@ -16,6 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages, as every stage
 
+from pipeline.core.mathenv import pin_math_env  # noqa: E402  (before torch: MKL reads it once)
+
+pin_math_env()
+
 from pipeline.core.io import remove_stale_temps, write_json, write_text  # noqa: E402
 from pipeline.core.logs import stage_logging  # noqa: E402
 from pipeline.core.params import load_stage  # noqa: E402

@@ -1,10 +1,11 @@
 """DVC stage `train@<variant>`: train the matting network on the composed data with MMEngine.
 
-    python stages/train.py a2u --data data/composed --configs configs/matting --out results/train/a2u \
-        --work work_dirs/train/a2u                                          # one process
+    python stages/train.py a2u --seed 0 --data data/composed --configs configs/matting \
+        --out results/train/a2u/seed0 --work work_dirs/train/a2u/seed0      # one process
     torchrun --nproc_per_node 2 stages/train.py a2u ... --launcher pytorch  # DDP (gloo on CPU, nccl on GPU)
 
-Reads params sections `base` and `train` (`pipeline.matting.params.TrainParams`). The recipe is the profile's
+Reads params sections `base` and `train` (`pipeline.matting.params.TrainParams`); `--seed` (one of
+`train.seeds`) seeds the run. The recipe is the profile's
 config file in `--configs` (`*_<base.profile>.py`, or `train.config`); the variant (any registered operator pair)
 becomes `model.network.upsampler` and the non-null train keys override the config. Writes `--out` (last.pth,
 best.pth when the run validated, config.py = the configuration that ran, train_log.txt, dvclive/, summary.json,
@@ -21,6 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.mathenv import pin_math_env  # noqa: E402  (before torch: MKL reads it once)
+
+pin_math_env()
+
 from pipeline.core.io import remove_stale_temps  # noqa: E402
 from pipeline.core.logs import stage_logging  # noqa: E402
 from pipeline.core.params import ParamsError, as_dict  # noqa: E402
@@ -33,6 +38,7 @@ from pipeline.matting.train import (export_training, recipe, resolve_config_file
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variant", help="one of params.yaml train.variants (a registered operator pair), e.g. a2u")
+    parser.add_argument("--seed", type=int, required=True, help="one of params.yaml train.seeds")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--data", default="data/composed", help="the composed set (compose stage output)")
     parser.add_argument("--configs", default="configs/matting", help="folder of the profiles' config files")
@@ -56,23 +62,26 @@ def _complexity(model, size: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    out_dir = Path(args.out or f"results/train/{args.variant}")
-    with stage_logging(f"train@{args.variant}", out_dir) as log:
+    out_dir = Path(args.out or f"results/train/{args.variant}/seed{args.seed}")
+    with stage_logging(f"train@{args.variant}-{args.seed}", out_dir) as log:
         base, train = load_train_params(args.params)
         if args.variant not in train.variants:
             raise ParamsError(f"variant {args.variant!r} is not in params.yaml train.variants {list(train.variants)}")
-        work_root = Path(args.work or f"work_dirs/train/{args.variant}")
-        timer = StageTimer("train", {"variant": args.variant, **as_dict(train)}, base)
+        if args.seed not in train.seeds:
+            raise ParamsError(f"--seed {args.seed} is not in params.yaml train.seeds {list(train.seeds)}")
+        work_root = Path(args.work or f"work_dirs/train/{args.variant}/seed{args.seed}")
+        timer = StageTimer("train", {"variant": args.variant, "seed": args.seed, **as_dict(train)}, base)
         if int(os.environ.get("RANK", "0")) == 0:
             remove_stale_temps(out_dir)  # what an interrupted export left (checkpoint saves: cleaned per run)
         config_file = resolve_config_file(train, base.profile, args.configs)
-        cfg = training_config(config_file, train, seed=base.seed, data_root=args.data, work_root=work_root,
+        cfg = training_config(config_file, train, seed=args.seed, data_root=args.data, work_root=work_root,
                               launcher=args.launcher, variant=args.variant)
         resolved = recipe(cfg)
-        log.info("%s: %d iterations, crop %d, batch %d, validation every %s; MMEngine log in %s", config_file.name,
-                 resolved["iters"], resolved["crop"], resolved["batch_size"], resolved["val_interval"], cfg.work_dir)
+        log.info("%s: seed %d, width %g, %d iterations, crop %d, batch %d, validation every %s; MMEngine log in %s",
+                 config_file.name, args.seed, resolved["width"], resolved["iters"], resolved["crop"],
+                 resolved["batch_size"], resolved["val_interval"], cfg.work_dir)
         result = run_training(cfg)
-        summary = {"variant": args.variant, "params": sum(p.numel() for p in result.runner.model.parameters()),
+        summary = {"variant": args.variant, "seed": args.seed, "width": resolved["width"], "params": sum(p.numel() for p in result.runner.model.parameters()),
                    "profile": base.profile, "wall_time_s": round(timer.elapsed(), 2), "train_params": as_dict(train),
                    "config_file": str(config_file), "recipe": resolved,
                    **{key: resolved[key] for key in ("iters", "crop", "batch_size", "val_interval", "lr")}}

@@ -16,6 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.mathenv import pin_math_env  # noqa: E402  (before torch: MKL reads it once)
+
+pin_math_env()
+
 from pipeline.core.io import write_json  # noqa: E402
 from pipeline.core.logs import stage_logging  # noqa: E402
 from pipeline.core.params import BaseParams, load_params, read_section  # noqa: E402

@@ -1,6 +1,6 @@
 """Test a matting checkpoint with MMEngine's `Runner.test()`, OpenMMLab style.
 
-    python tools/test.py results/train/a2u/config.py results/train/a2u/best.pth
+    python tools/test.py results/train/a2u/seed0/config.py results/train/a2u/seed0/best.pth
     python tools/test.py configs/matting/a2u-matting_r34_1xb4-900i_synthetic-64px_cpu.py work_dirs/a2u/iter_200.pth \
         --cfg-options test_dataloader.dataset.data_root=data/composed/test --out work_dirs/a2u/test.json
 
@@ -17,6 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.mathenv import pin_math_env  # noqa: E402  (before torch: MKL reads it once)
+
+pin_math_env()
+
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from pipeline.core.compat import allow_mmengine_checkpoint_globals  # noqa: E402
@@ -28,8 +32,8 @@ from pipeline.matting.apis import check_data_roots, prepare_runner_config  # noq
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="config file (e.g. results/train/a2u/config.py)")
-    parser.add_argument("checkpoint", help="checkpoint file (e.g. results/train/a2u/best.pth)")
+    parser.add_argument("config", help="config file (e.g. results/train/a2u/seed0/config.py)")
+    parser.add_argument("checkpoint", help="checkpoint file (e.g. results/train/a2u/seed0/best.pth)")
     parser.add_argument("--work-dir", help="MMEngine log of the test (default: work_dirs/test/<config name>)")
     parser.add_argument("--out", help="write the metrics to this JSON file")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},

@@ -22,6 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.mathenv import pin_math_env  # noqa: E402  (before torch: MKL reads it once)
+
+pin_math_env()
+
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from pipeline.core.logs import run_cli, stage_logging  # noqa: E402

@@ -43,15 +43,20 @@ class A2UDecoder(nn.Module):
     Args:
         in_channels (int): channels of the network input, the skip of the last stage. Default: 4.
         kernel_size (int): ResBlock kernel size. Default: 3.
+        channels (Sequence[int]): the encoder's (c0, c1, c2, c3), (64, 64, 128, 256) at the paper's width; the
+            last stage outputs c0 / 2 channels. Default: (64, 64, 128, 256).
     """
 
-    def __init__(self, in_channels: int = 4, kernel_size: int = 3) -> None:
+    def __init__(self, in_channels: int = 4, kernel_size: int = 3,
+                 channels: Sequence[int] = (64, 64, 128, 256)) -> None:
         super().__init__()
-        self.stage4 = DecoderStage(256, 128, 128, kernel_size)  # H/16 -> H/8, skip l2
-        self.stage3 = DecoderStage(128, 64, 64, kernel_size)  # H/8 -> H/4, skip l1
-        self.stage2 = DecoderStage(64, 64, 64, kernel_size)  # H/4 -> H/2, skip l0p
-        self.stage1 = DecoderStage(64, in_channels, 32, kernel_size)  # H/2 -> H, skip = input
-        self.pred = nn.Sequential(conv_abn(32, 1, 3), nn.Conv2d(1, 1, 3, padding=1, bias=False))
+        c0, c1, c2, c3 = channels
+        head = max(8, c0 // 2)
+        self.stage4 = DecoderStage(c3, c2, c2, kernel_size)  # H/16 -> H/8, skip l2
+        self.stage3 = DecoderStage(c2, c1, c1, kernel_size)  # H/8 -> H/4, skip l1
+        self.stage2 = DecoderStage(c1, c0, c0, kernel_size)  # H/4 -> H/2, skip l0p
+        self.stage1 = DecoderStage(c0, in_channels, head, kernel_size)  # H/2 -> H, skip = input
+        self.pred = nn.Sequential(conv_abn(head, 1, 3), nn.Conv2d(1, 1, 3, padding=1, bias=False))
 
     def forward(self, context: torch.Tensor, features: EncoderFeatures, image: torch.Tensor,
                 pairs: Sequence[nn.Module]) -> torch.Tensor:

@@ -29,11 +29,18 @@ from models.matting.blocks import BasicBlock, PairDownsamplingBlock, conv_abn
 from models.matting.pretrained import (EncoderWeightsError, LoadReport, convert_on_load, ensure_cached, is_url,
                                        map_official_resnet34, map_torchvision_resnet34)
 
-__all__ = ["A2UResNetEncoder", "EncoderFeatures", "PAIR_CHANNELS", "load_encoder_weights",
+__all__ = ["A2UResNetEncoder", "EncoderFeatures", "PAIR_CHANNELS", "load_encoder_weights", "scaled_channels",
            "map_official_resnet34", "map_torchvision_resnet34"]
 
-#: Channels of the feature each of the four pairs downsamples (and later upsamples).
+#: Channels of the feature each of the four pairs downsamples (and later upsamples), at width 1 (the paper's).
 PAIR_CHANNELS = (64, 64, 128, 256)
+
+
+def scaled_channels(width: float) -> tuple[int, int, int, int]:
+    """`PAIR_CHANNELS` times `width` (each rounded, at least 8): (64, 64, 128, 256) at 1, (16, 16, 32, 64) at 0.25."""
+    if not 0 < width <= 1:
+        raise ValueError(f"width must be in (0, 1] (1 = the paper's ResNet-34 widths), got {width}")
+    return tuple(max(8, int(round(c * width))) for c in PAIR_CHANNELS)  # type: ignore[return-value]
 
 
 class EncoderFeatures(NamedTuple):
@@ -56,21 +63,27 @@ class A2UResNetEncoder(BaseModule):
         init_cfg (dict | list[dict] | None): MMEngine initialisation, applied by `init_weights()`; typically
             `dict(type='Pretrained', checkpoint=<file or https URL>)` (torchvision, official or own keys).
             None: the network's spec-5.3 random initialisation stays. Default: None.
+        width (float): channel multiplier of every layer (`scaled_channels`); 1 is ResNet-34's (the paper's),
+            and only width 1 can load ImageNet weights. Default: 1.0.
     """
 
     def __init__(self, in_channels: int = 4, num_blocks: Sequence[int] = (3, 4, 4),
-                 init_cfg: dict | list[dict] | None = None) -> None:
+                 init_cfg: dict | list[dict] | None = None, width: float = 1.0) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(num_blocks) != 3 or min(num_blocks) < 1:
             raise ValueError(f"num_blocks must be three positive ints, got {tuple(num_blocks)}")
+        if width != 1.0 and init_cfg:
+            raise ValueError(f"width {width}: pretrained ResNet-34 weights (init_cfg) need width 1")
         self.in_channels = in_channels
         self.num_blocks = tuple(num_blocks)
-        self.layer0 = conv_abn(in_channels, 64, 7)
-        self.layer1 = nn.Sequential(*[BasicBlock(64) for _ in range(num_blocks[0])])
-        self.layer2_1 = PairDownsamplingBlock(64, 128)
-        self.layer2_2 = nn.Sequential(*[BasicBlock(128) for _ in range(num_blocks[1] - 1)])
-        self.layer3_1 = PairDownsamplingBlock(128, 256)
-        self.layer3_2 = nn.Sequential(*[BasicBlock(256) for _ in range(num_blocks[2] - 1)])
+        self.width = width
+        c0, _, c2, c3 = scaled_channels(width)
+        self.layer0 = conv_abn(in_channels, c0, 7)
+        self.layer1 = nn.Sequential(*[BasicBlock(c0) for _ in range(num_blocks[0])])
+        self.layer2_1 = PairDownsamplingBlock(c0, c2)
+        self.layer2_2 = nn.Sequential(*[BasicBlock(c2) for _ in range(num_blocks[1] - 1)])
+        self.layer3_1 = PairDownsamplingBlock(c2, c3)
+        self.layer3_2 = nn.Sequential(*[BasicBlock(c3) for _ in range(num_blocks[2] - 1)])
         #: What the last pretrained load did (None: random init); set by the conversion pre-hook.
         self.pretrained_report: LoadReport | None = None
         self._pretrained_loading: str | None = None

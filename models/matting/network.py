@@ -25,6 +25,7 @@ Deliberate choices, against the official code:
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Mapping
 
@@ -36,9 +37,12 @@ from torch import nn
 from models.matting.aspp import ASPP
 from models.matting.blocks import LEAKY_SLOPE, ChannelPreservingPair
 from models.matting.decoder import A2UDecoder
-from models.matting.encoder import PAIR_CHANNELS, A2UResNetEncoder
+from models.matting.encoder import A2UResNetEncoder, scaled_channels
 from models.ops.pairs import build_pair
-from models.registry import MODELS
+from models.registry import MODELS, OPERATOR_PAIRS
+
+#: Channel multiplier of the `mini` network of the CPU profiles (16, 16, 32, 64 channels at the four pairs).
+MINI_WIDTH = 0.25
 
 #: The network's output stride: H and W must be multiples of it.
 OUTPUT_STRIDE = 16
@@ -57,10 +61,19 @@ DEFAULT_PAIR_KWARGS: dict[str, dict[str, Any]] = {
 INIT_GAIN = math.sqrt(2.0 / (1.0 + LEAKY_SLOPE ** 2))
 
 
+def _width_kwargs(upsampler: str, width: float) -> dict[str, Any]:
+    """Narrower networks keep the channels per GroupNorm group of the paper's A2U generators (32 groups at
+    width 1 -> 8 at width 0.25), for pairs that have a `norm_groups` setting."""
+    cls = OPERATOR_PAIRS.get(upsampler)
+    if width == 1.0 or cls is None or "norm_groups" not in inspect.signature(cls.__init__).parameters:
+        return {}
+    return {"norm_groups": max(1, int(round(32 * width)))}
+
+
 def build_matting_pair(upsampler: str, channels: int, pair_cfg: Mapping[str, Any] | None = None,
-                       ) -> ChannelPreservingPair:
+                       width: float = 1.0) -> ChannelPreservingPair:
     """Build the registered pair `upsampler` for `channels`, with the defaults above updated by `pair_cfg`."""
-    kwargs = {**DEFAULT_PAIR_KWARGS.get(upsampler, {}), **dict(pair_cfg or {})}
+    kwargs = {**DEFAULT_PAIR_KWARGS.get(upsampler, {}), **_width_kwargs(upsampler, width), **dict(pair_cfg or {})}
     return ChannelPreservingPair(build_pair(upsampler, channels=channels, **kwargs), channels)
 
 
@@ -80,11 +93,14 @@ class A2UMattingNet(BaseModule):
             (torchvision, official or own ResNet-34 keys; a local file or an https URL). Default: None (random).
         init_cfg (dict | list[dict] | None): MMEngine `init_cfg` of the whole network, applied by
             `init_weights()` after the spec-5.3 init and the encoder's. Default: None.
+        width (float): channel multiplier of every layer; 1 is the paper's network. The CPU profiles use
+            `MINI_WIDTH` (the same architecture at a quarter of the channels, labelled "mini" in every report):
+            random-init training at CPU budgets does not learn at full width. Default: 1.0.
     """
 
     def __init__(self, upsampler: str = "bilinear", pair_cfg: Mapping[str, Any] | None = None, aspp: bool = True,
                  in_channels: int = 4, encoder_init_cfg: dict | None = None,
-                 init_cfg: dict | list[dict] | None = None) -> None:
+                 init_cfg: dict | list[dict] | None = None, width: float = 1.0) -> None:
         super().__init__(init_cfg=init_cfg)
         if not isinstance(upsampler, str):
             raise TypeError(f"upsampler must be a pair name (str), got {type(upsampler).__name__}")
@@ -92,10 +108,12 @@ class A2UMattingNet(BaseModule):
             raise ValueError(f"in_channels must be positive, got {in_channels}")
         self.upsampler = upsampler
         self.in_channels = in_channels
-        self.pairs = nn.ModuleList(build_matting_pair(upsampler, c, pair_cfg) for c in PAIR_CHANNELS)
-        self.encoder = A2UResNetEncoder(in_channels, init_cfg=encoder_init_cfg)
-        self.aspp = ASPP(256, 256) if aspp else None
-        self.decoder = A2UDecoder(in_channels)
+        self.width = width
+        channels = scaled_channels(width)
+        self.pairs = nn.ModuleList(build_matting_pair(upsampler, c, pair_cfg, width) for c in channels)
+        self.encoder = A2UResNetEncoder(in_channels, init_cfg=encoder_init_cfg, width=width)
+        self.aspp = ASPP(channels[3], channels[3], branch_channels=channels[3]) if aspp else None
+        self.decoder = A2UDecoder(in_channels, channels=channels)
         self.spec_init()
 
     def init_weights(self) -> None:

@@ -67,11 +67,21 @@ class A2UKernelGenerator(nn.Module):
         shared (bool): u, v shared across channels (True) or one per channel. Default: True.
         norm_groups (int): GroupNorm groups. Default: 32.
         predict_down (bool): build the P_down projection and return down kernels. Default: True.
+        up_norm (str): normalisation of each up kernel over its s² taps (ablation; the down kernels always take
+            a softmax): 'sigmoid-softmax' (official: softmax(sigmoid(L)), every weight in [0.044, 0.254] at
+            s = 3; sigmoid alone at s = 1), 'softmax' (softmax(L)) or 'sigmoid-sum' (sigmoid(L) / Σ sigmoid(L)).
+            At s = 1 the last two give the constant kernel 1. Default: 'sigmoid-softmax'.
     """
 
+    #: Accepted values of `up_norm` (the first is the official one and the default).
+    UP_NORMS = ("sigmoid-softmax", "softmax", "sigmoid-sum")
+
     def __init__(self, channels: int, up_kernel: int = 3, up_group: int = 1, encoder_kernel: int = 6, rank: int = 1,
-                 shared: bool = True, norm_groups: int = 32, predict_down: bool = True) -> None:
+                 shared: bool = True, norm_groups: int = 32, predict_down: bool = True,
+                 up_norm: str = "sigmoid-softmax") -> None:
         super().__init__()
+        if up_norm not in self.UP_NORMS:
+            raise ValueError(f"up_norm must be one of {self.UP_NORMS}, got {up_norm!r}")
         for name, value in (("channels", channels), ("up_kernel", up_kernel), ("up_group", up_group),
                             ("encoder_kernel", encoder_kernel), ("rank", rank), ("norm_groups", norm_groups)):
             _check_positive_int(name, value)
@@ -83,7 +93,7 @@ class A2UKernelGenerator(nn.Module):
             raise ValueError(f"channels {channels} not divisible by up_group {up_group}")
         self.channels, self.up_kernel, self.up_group = channels, up_kernel, up_group
         self.encoder_kernel, self.rank, self.shared = encoder_kernel, rank, bool(shared)
-        self.norm_groups, self.predict_down = norm_groups, bool(predict_down)
+        self.norm_groups, self.predict_down, self.up_norm = norm_groups, bool(predict_down), up_norm
         self.down_kernel = 2 * up_kernel
         logits = 4 * up_kernel ** 2 * up_group               # = (2s)²·G, for the up and the down kernels
         filters = rank if self.shared else rank * channels
@@ -147,12 +157,20 @@ class A2UKernelGenerator(nn.Module):
         return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
     def normalise_up(self, logits: torch.Tensor) -> torch.Tensor:
-        """N×(G·s²·4)×h×w logits -> N×(G·s²)×2h×2w kernels: pixel shuffle, softmax(sigmoid) over s²."""
+        """N×(G·s²·4)×h×w logits -> N×(G·s²)×2h×2w kernels: pixel shuffle, then `up_norm` over each group's s²
+        taps (default softmax(sigmoid(·)), sigmoid alone at s = 1; 'softmax'; 'sigmoid-sum')."""
         shuffled = F.pixel_shuffle(logits, 2)
         n, _, h, w = shuffled.shape
-        grouped = torch.sigmoid(shuffled.view(n, self.up_group, self.up_kernel ** 2, h, w))
-        if self.up_kernel > 1:
+        grouped = shuffled.view(n, self.up_group, self.up_kernel ** 2, h, w)
+        if self.up_norm == "softmax":
             grouped = F.softmax(grouped, dim=2)
+        elif self.up_norm == "sigmoid-sum":
+            grouped = torch.sigmoid(grouped)
+            grouped = grouped / grouped.sum(dim=2, keepdim=True)
+        else:                                                # "sigmoid-softmax", the official normalisation
+            grouped = torch.sigmoid(grouped)
+            if self.up_kernel > 1:
+                grouped = F.softmax(grouped, dim=2)
         return grouped.view(n, -1, h, w)
 
     def normalise_down(self, logits: torch.Tensor) -> torch.Tensor:

@@ -38,9 +38,13 @@ changes one thing against `a2u` (shared u, v, rank d=1, up kernel s=3, A2D windo
 | a2u-d2 | A2D, rank d = 2 | A2U, rank 2 | 9,876 |
 | a2u-s1 | A2D with a 2×2 window (s = 1) | A2U with 1×1 kernels (a sigmoid gate on nearest) | 906 |
 | a2u-s5 | A2D with a 10×10 window (s = 5) | A2U with 5×5 kernels | 13,386 |
+| a2u-softmax | A2D | A2U, up kernels normalised by softmax(L) instead of softmax(sigmoid(L)) | 5,066 |
+| a2u-sumnorm | A2D | A2U, up kernels normalised by sigmoid(L) / Σ sigmoid(L) | 5,066 |
 
 (`a2u-unshared` is the channel-wise ablation of u, v.) The `down=` keyword of a2u-avgpool / a2u-self picks
 'avgpool' or 'maxpool' as for the interpolation pairs (a2u-maxpool is a2u-avgpool with `down='maxpool'`).
+a2u-softmax and a2u-sumnorm (`a2u` with another `up_norm`, see `A2UKernelGenerator`) lift the official bound
+[0.044, 0.254] on every s = 3 up weight; their down kernels and parameters are `a2u`'s (`UP_NORM_PAIR_NAMES`).
 """
 from __future__ import annotations
 
@@ -62,7 +66,11 @@ from models.registry import OPERATOR_PAIRS
 PAIR_NAMES = ("nearest", "bilinear", "deconv", "pixelshuffle", "maxunpool", "carafe", "indexnet", "a2u",
               "a2u-unshared")
 #: A2U's alternative implementations (ablations), registered but run only when named.
-ABLATION_PAIR_NAMES = ("a2u-avgpool", "a2u-maxpool", "a2u-self", "a2u-d2", "a2u-s1", "a2u-s5")
+ABLATION_PAIR_NAMES = ("a2u-avgpool", "a2u-maxpool", "a2u-self", "a2u-d2", "a2u-s1", "a2u-s5", "a2u-softmax",
+                       "a2u-sumnorm")
+#: Ablations of A2U's up-kernel normalisation (`up_norm`), registered but run only when named.
+#: The ablations of the up-kernel normalisation (softmax over sigmoid outputs in the official code).
+UP_NORM_PAIR_NAMES = ("a2u-softmax", "a2u-sumnorm")
 
 
 class OperatorPair(nn.Module):
@@ -231,17 +239,25 @@ class IndexNetPair(OperatorPair):
 
 @OPERATOR_PAIRS.register_module(name="a2u")
 class A2UPair(OperatorPair):
-    """A2D down (state = the paired up kernels), A2U up. Keywords as in `A2D`; None takes the pair's own default
-    (`defaults`: s=3, d=1, shared for `a2u`; the ablation subclasses change one of them)."""
+    """A2D down (state = the paired up kernels), A2U up. Keywords as in `A2D`, plus `up_norm` (the generator's
+    up-kernel normalisation, `A2UKernelGenerator.UP_NORMS`); None takes the pair's own default (`defaults`: s=3,
+    d=1, shared, 'sigmoid-softmax' for `a2u`; the ablation subclasses change one of them)."""
 
-    defaults: dict[str, Any] = {"up_kernel": 3, "rank": 1, "shared": True}
+    defaults: dict[str, Any] = {"up_kernel": 3, "rank": 1, "shared": True, "up_norm": "sigmoid-softmax"}
 
     def __init__(self, channels: int, up_kernel: int | None = None, up_group: int = 1, encoder_kernel: int = 6,
-                 rank: int | None = None, shared: bool | None = None, norm_groups: int = 32) -> None:
+                 rank: int | None = None, shared: bool | None = None, norm_groups: int = 32,
+                 up_norm: str | None = None) -> None:
         super().__init__(channels)
-        up_kernel, rank, shared = self._resolve(up_kernel=up_kernel, rank=rank, shared=shared)
+        up_kernel, rank, shared, up_norm = self._resolve(up_kernel=up_kernel, rank=rank, shared=shared,
+                                                         up_norm=up_norm)
+        if up_norm not in A2UKernelGenerator.UP_NORMS:       # checked before A2D draws its initial weights
+            raise ValueError(f"up_norm must be one of {A2UKernelGenerator.UP_NORMS}, got {up_norm!r}")
         self.downsampler = A2D(channels, up_kernel, up_group, encoder_kernel, rank, shared, norm_groups)
-        self.up_kernel, self.up_group = up_kernel, up_group
+        # A2D builds its generator with the default normalisation; only the up kernels read `up_norm` (no
+        # parameters depend on it), so setting it afterwards equals building the generator with it.
+        self.downsampler.generator.up_norm = up_norm
+        self.up_kernel, self.up_group, self.up_norm = up_kernel, up_group, up_norm
 
     @classmethod
     def _resolve(cls, **given: Any) -> list[Any]:
@@ -281,6 +297,20 @@ class A2UKernel5Pair(A2UPair):
     """Ablation: as `a2u` with s = 5: 5×5 up kernels, 10×10 A2D window."""
 
     defaults = {**A2UPair.defaults, "up_kernel": 5}
+
+
+@OPERATOR_PAIRS.register_module(name="a2u-softmax")
+class A2USoftmaxPair(A2UPair):
+    """Ablation: as `a2u` with up kernels softmax(L): isolates the sigmoid before the softmax (weights in (0, 1))."""
+
+    defaults = {**A2UPair.defaults, "up_norm": "softmax"}
+
+
+@OPERATOR_PAIRS.register_module(name="a2u-sumnorm")
+class A2USumNormPair(A2UPair):
+    """Ablation: as `a2u` with up kernels sigmoid(L) / Σ sigmoid(L): keeps the sigmoid, drops the bounding softmax."""
+
+    defaults = {**A2UPair.defaults, "up_norm": "sigmoid-sum"}
 
 
 @OPERATOR_PAIRS.register_module(name="a2u-avgpool")

@@ -22,7 +22,7 @@ from pipeline.matting.inference import predict_alpha
 
 
 def default_config_for(checkpoint: str | Path) -> Path:
-    """`config.py` beside a checkpoint (the layout of `results/train/<variant>/`)."""
+    """`config.py` beside a checkpoint (the layout of `results/train/<variant>/seed<s>/`)."""
     return Path(checkpoint).with_name("config.py")
 
 

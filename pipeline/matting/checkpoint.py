@@ -3,7 +3,7 @@
 MMEngine keeps full checkpoints (`iter_<n>.pth`, `best_val_sad_iter_<n>.pth`, written atomically by
 `pipeline.core.runs.AtomicCheckpointRunner`) in the training work dir. The train stage exports slim copies —
 `{'state_dict': ..., 'meta': {...}}`, no optimiser state — as `best.pth` and `last.pth` next to `config.py` in
-`results/train/<variant>/`, and records each one's sha256 and size in `summary.json` (`checkpoints.best`,
+`results/train/<variant>/seed<s>/`, and records each one's sha256 and size in `summary.json` (`checkpoints.best`,
 `checkpoints.last`).
 
 `load_matting_model(train_dir, which, verify=True)` is the one way to get a trained model back (evaluation,
@@ -134,7 +134,7 @@ def load_matting_model(train_dir: str | Path, which: str = "best", device: str =
     """Build the trained matting model from `train_dir/config.py` and load `train_dir/<which>.pth`.
 
     Args:
-        train_dir: a train stage output folder (`results/train/<variant>`).
+        train_dir: a train stage output folder (`results/train/<variant>/seed<s>`).
         which: 'best' (lowest validation SAD) or 'last'.
         device: torch device for the model.
         verify: check the file first (`verify_checkpoint_file`, against the sha256 in `summary.json` if any).

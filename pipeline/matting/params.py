@@ -27,8 +27,10 @@ class TrainParams:
     """Settings of `train@<variant>` (one MMEngine run per variant). The recipe is a config file; keys set here
     override it, and a null key keeps the config's value.
 
-    variants: registered operator-pair names (`models/ops/pairs.py`); each becomes train@<name> and
+    variants: registered operator-pair names (`models/ops/pairs.py`); each becomes train@<name>-<seed> and
         evaluate@<name> with `model.network.upsampler=<name>`.
+    seeds: training seeds; each variant is trained once per seed (the runner's `randomness.seed`), and variants
+        are compared seed by seed.
     config: the config file; null: the profile's (`configs/matting/*_<base.profile>.py`).
     lr: learning rate of the new layers (the encoder's is lr/100, from the config's `paramwise_cfg`).
     iters: training iterations; the config's lr milestones are scaled with it.
@@ -40,9 +42,12 @@ class TrainParams:
         or an https URL (downloaded once into torch.hub's cache, hash checked); 'none': random init.
     val_source: validation data: 'composed' (the composed set's held-out val/ split), a folder with image/,
         alpha/, trimap/, or 'none' (no validation: the last checkpoint is evaluated). Never the test split.
+    width: channel multiplier of the network (`model.network.width`): 1.0 is the paper's network, 0.25 the
+        "mini" network of the CPU profiles; ImageNet encoder weights need 1.0.
     """
 
     variants: tuple[str, ...] = ("bilinear", "a2u")
+    seeds: tuple[int, ...] = (0, 1, 2)
     config: str | None = None
     lr: float | None = None
     iters: int | None = None
@@ -53,8 +58,14 @@ class TrainParams:
     flops_size: int | None = None
     encoder_weights: str | None = None
     val_source: str | None = None
+    width: float | None = None
 
     def __post_init__(self) -> None:
+        check(len(self.seeds) > 0 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                          for s in self.seeds),
+              "train.seeds", "must be a non-empty list of integer seeds >= 0", self.seeds)
+        check(len(set(self.seeds)) == len(self.seeds), "train.seeds", "must not repeat a seed", self.seeds)
+        check(self.width is None or 0 < self.width <= 1, "train.width", "must be null or in (0, 1]", self.width)
         check(len(self.variants) > 0, "train.variants", "must name at least one operator pair", self.variants)
         check(len(set(self.variants)) == len(self.variants), "train.variants", "must not repeat a name",
               self.variants)

@@ -205,6 +205,8 @@ def training_config(config_file: str | Path, params: TrainParams, *, seed: int, 
         cfg.model.network.encoder_init_cfg = encoder_init_cfg(params.encoder_weights)
     if params.val_source is not None:
         cfg.val_source = params.val_source
+    if params.width is not None:
+        cfg.model.network.width = float(params.width)
     if extra:
         cfg.merge_from_dict(extra)
     cfg.randomness = dict(seed=int(seed), deterministic=False)
@@ -305,7 +307,8 @@ def recipe(cfg: Config) -> dict[str, Any]:
     network = cfg.model.get("network") or {}
     init = network.get("encoder_init_cfg") or None
     milestones = next((s.get("milestones") for s in cfg.get("param_scheduler") or [] if "milestones" in s), None)
-    return {"upsampler": network.get("upsampler"), "iters": int(cfg.train_cfg.max_iters),
+    return {"upsampler": network.get("upsampler"), "width": float(network.get("width", 1.0)),
+            "seed": int(cfg.randomness.seed), "iters": int(cfg.train_cfg.max_iters),
             "val_interval": int(cfg.train_cfg.val_interval), "crop": int(cfg.crop_size),
             "batch_size": int(cfg.total_batch_size), "batch_per_process": int(cfg.train_dataloader.batch_size),
             "lr": float(cfg.optim_wrapper.optimizer.lr), "milestones": list(milestones or []),

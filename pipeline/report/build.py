@@ -1,9 +1,12 @@
 """Assemble the report from `results/` (and the composed test images for the qualitative grid).
 
-Sections, in order: *at a glance* (what this run can and cannot say about the paper's claim, and what was
-verified), paper vs this run (matting), the matting variants, evaluation-only sets and tiling, figures, the toy
-study, operator speed, provenance. Every number goes through `SourceReader`, so `results/report/cells.json`
-lists each printed cell with the file and key it came from; every matting number names its checkpoint.
+Sections, in order: *at a glance* (what this run can and cannot say about the paper's claim, whether the
+A2U-vs-bilinear difference is significant over training seeds, the seed spread, and what was verified), paper
+vs this run (matting), the matting variants over seeds, evaluation-only sets and tiling, figures, the toy study,
+where this reproduction and the paper disagree, operator speed, provenance (with the host of the matting runs).
+Every number goes through `SourceReader`, so `results/report/cells.json` lists each printed cell with the file
+and key it came from (numbers computed from several, like a paired difference, with all their inputs); every
+matting number names its checkpoint. The matting results are read per seed (`pipeline.report.seed_tables`).
 """
 from __future__ import annotations
 
@@ -19,6 +22,12 @@ from pipeline.core.params import BaseParams
 from pipeline.report import plots
 from pipeline.report.cells import Cell, SourceReader, Table, fmt_number
 from pipeline.report.params import ReportParams
+from pipeline.report.seed_tables import (BASELINE, checkpoint_cell, checkpoint_label, disagreement_section,
+                                         eval_path, is_aggregate, matting_hosts, matting_table, network_width,
+                                         paired_sad, prediction_dir, seed_glance, seeds_text, train_dirs,
+                                         train_summaries, training_table)
+from pipeline.report.seed_tables import load as _load
+from pipeline.report.seed_tables import variants as _variants
 
 MATTING_METRICS = ("sad", "mse", "grad", "conn")
 METRIC_TITLES = {"sad": "SAD", "mse": "MSE", "grad": "Grad", "conn": "Conn"}
@@ -62,17 +71,6 @@ class Report:
         self.notes.setdefault(section, []).append(text)
 
 
-def _variants(results: Path, kind: str) -> list[str]:
-    """Variant folders of results/<kind>; hidden ones (an interrupted stage's `.<v>.<random>.tmp`) are not results."""
-    folder = results / kind
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if folder.is_dir() else []
-
-
-def _load(reader: SourceReader, path: Path) -> dict[str, Any]:
-    return reader.load(path) if path.is_file() else {}
-
-
 def compose_source(results: Path, reader: SourceReader) -> str | None:
     """The compose stage's `compose.source` (synthetic, comp1k, ...), from its run.json."""
     run = _load(reader, results / "compose" / "run.json")
@@ -83,23 +81,6 @@ def dataset_label(results: Path, reader: SourceReader) -> str:
     """Which data the matting numbers were measured on, from the compose stage's own record."""
     source = compose_source(results, reader)
     return "unknown (no compose run.json)" if source is None else SOURCE_NAMES.get(source, str(source))
-
-
-# ----------------------------------------------------------------------------------------------- checkpoints
-def checkpoint_cell(reader: SourceReader, summary: Path) -> Cell:
-    """'600 (best)': the iteration of the checkpoint the evaluate stage scored, and which one it was."""
-    which = (_load(reader, summary).get("checkpoint") or {}).get("which", "?")
-    cell = reader.get(summary, "checkpoint", "iter", fmt=lambda v: f"{v} ({which})" if v is not None else "")
-    if cell.source is None or cell.value is None:
-        return Cell(f"({which}, iteration unknown)")
-    return cell
-
-
-def checkpoint_label(reader: SourceReader, summary: Path) -> str:
-    """'best checkpoint, iteration 600' (plain text for labels and captions)."""
-    info = _load(reader, summary).get("checkpoint") or {}
-    which = info.get("which", "?")
-    return f"{which} checkpoint" + (f", iteration {info['iter']}" if info.get("iter") is not None else "")
 
 
 # ----------------------------------------------------------------------------------------------- at a glance
@@ -133,14 +114,17 @@ def claim_table(results: Path, reader: SourceReader, paper_json: Path) -> tuple[
         if evaluated else Cell(label)
     add("data", reader.get(paper_json, "recipe", "test_images", fmt=lambda v: f"{v:,} test images, Composition-1k"),
         ours_data, source == recipe["source"] if source else None)
-    summaries = {v: results / "train" / v / "summary.json" for v in (base_v, method_v)}
-    summary = next((s for s in summaries.values() if s.is_file()), None)
+    summary = next((path for v in (base_v, method_v) for path in train_summaries(results, reader, v).values()), None)
     for key, label in (("iters", "training iterations"), ("crop", "training crop"), ("batch_size", "batch size")):
         ours = reader.get(summary, key) if summary else Cell("(not trained)")
         add(label, reader.get(paper_json, "recipe", key), ours,
             None if ours.value is None else int(ours.value) >= int(recipe[key]) if key == "iters"
             else int(ours.value) == int(recipe[key]))
-    add("training seeds per variant", "1 (not stated)", "1", None)
+    seeded = next((eval_path(results, v) for v in (method_v, base_v)
+                   if is_aggregate(_load(reader, eval_path(results, v)))), None)
+    add("training seeds per variant", "1 (not stated)",
+        reader.get(seeded, "seeds", fmt=lambda v: f"seeds {seeds_text(v)} ({len(v)} per variant)" if len(v) != 1
+                   else f"seed {v[0]} (1 per variant)") if seeded else "1", None)
 
     sad_cells: dict[str, dict[str, Cell]] = {"paper": {}, "ours": {}}
     for variant in (base_v, method_v):
@@ -164,12 +148,16 @@ def claim_table(results: Path, reader: SourceReader, paper_json: Path) -> tuple[
     table.add(f"test SAD, {base_v} → {method_v}", paper_text, ours_text, "")
 
     testable = not reasons and source == recipe["source"]
+    paired = paired_sad(results, reader, method_v, base_v)
+    # over several seeds the gain must also hold seed by seed: a paired interval that includes 0 is no gain
+    held = paired is None or paired["interval"] is None or (paired["significant"] and paired["mean"] < 0)
     if not testable:
         verdict = "not tested by this run"
     else:
-        verdict = "reproduced" if gains.get("ours", -1.0) >= 0.5 * gains.get("paper", 0.0) else "not reproduced"
+        verdict = "reproduced" if gains.get("ours", -1.0) >= 0.5 * gains.get("paper", 0.0) and held \
+            else "not reproduced"
     return table, {"verdict": verdict, "reasons": reasons, "testable": testable, "claim": claim["text"],
-                   "gains": gains, "smoke": smoke_demonstration(results, reader, reasons)}
+                   "gains": gains, "paired": paired, "smoke": smoke_demonstration(results, reader, reasons)}
 
 
 def smoke_demonstration(results: Path, reader: SourceReader, reasons: list[str] | None = None,
@@ -181,9 +169,11 @@ def smoke_demonstration(results: Path, reader: SourceReader, reasons: list[str] 
     the paper-vs-run table: iterations, crop or batch size): then the variants' SADs, the trimap-only SAD and
     the spread over test images are stated, so a reader sees how small the difference is.
     """
-    scores, spreads, trivial = {}, {}, None
+    scores, spreads, trivial, seeds = {}, {}, None, set()
     for variant in _variants(results, "eval"):
-        test = _load(reader, results / "eval" / variant / "summary.json").get("sets", {}).get("test", {})
+        doc = _load(reader, eval_path(results, variant))
+        seeds.add(len(doc.get("seeds") or [None]))
+        test = doc.get("sets", {}).get("test", {})
         if test.get("sad", {}).get("mean") is not None:
             scores[variant] = test["sad"]["mean"]
             spreads[variant] = test["sad"].get("std")
@@ -199,14 +189,21 @@ def smoke_demonstration(results: Path, reader: SourceReader, reasons: list[str] 
     budget = [r for r in (reasons or []) if r in ("training iterations", "training crop", "batch size")]
     if not budget:
         return None
+    n_seeds = max(seeds)
+    runs = "from one seed" if n_seeds == 1 else f"over {n_seeds} training seeds"
     text = (f"The matting networks are trained on a budget unlike the paper's ({', '.join(budget)} differ), "
-            "from one seed: the matting stages are a smoke demonstration of the pipeline, not a comparison of "
-            f"operators. Test SAD {shown}")
+            f"{runs}: the matting stages are a smoke demonstration of the pipeline, not a comparison of "
+            f"operators at the paper's setting. Test SAD {shown}" + (" (means over seeds)" if n_seeds > 1 else ""))
     if trivial:
         text += f"; the trimap alone scores {trivial:.2f}"
     stds = [v for v in spreads.values() if v is not None]
     gap = max(scores.values()) - min(scores.values())
-    if len(scores) > 1 and stds and gap < min(stds):
+    paired = paired_sad(results, reader, "a2u", BASELINE) if n_seeds > 1 else None
+    if paired is not None and paired["interval"] is not None:
+        low, high = paired["interval"]
+        text += (f"; a2u − {BASELINE}, paired over seeds: {paired['mean']:+.2f} (95% CI {low:+.2f} to {high:+.2f}, "
+                 + ("significant at this budget" if paired["significant"] else "not significant") + ")")
+    elif n_seeds == 1 and len(scores) > 1 and stds and gap < min(stds):
         text += (f"; the difference between the variants ({gap:.2f}) is smaller than the spread over the test "
                  f"images (std {min(stds):.2f} to {max(stds):.2f})")
     return text + "."
@@ -284,9 +281,15 @@ def targets_summary(results: Path, reader: SourceReader) -> dict[str, int] | Non
 def paper_vs_reproduced(results: Path, reader: SourceReader, report: Report, paper_json: Path) -> Table:
     """Paper rows (Composition-1k) and this run's rows, each labelled with its dataset; never mixed in a column."""
     paper = reader.load(paper_json)
+    aggregate = any(is_aggregate(_load(reader, eval_path(results, v))) for v in _variants(results, "eval"))
+    spread = ("mean ± sample std over training seeds (each seed: the mean over the test images)" if aggregate
+              else "mean ± std over the test images")
     table = Table("paper_vs_reproduced", ["upsampler", "measured on", "SAD", "MSE", "Grad", "Conn", "source"],
-                  caption="Paper rows: " + paper["source_note"].strip() + " This run's rows: mean ± std over the "
-                          "test images, the checkpoint named in the row.")
+                  caption="Paper rows: " + paper["source_note"].strip() + f" This run's rows: {spread}, the "
+                          "checkpoint named in the row.")
+    width = network_width(results, reader)
+    network = {True: f", mini network (width {' and '.join(f'{w:g}' for w in width['widths'])})",
+               False: ", full network (width 1)", None: ""}[width["mini"]]
     for index, row in enumerate(paper["rows"]):
         table.add(row["label"], paper["dataset"], *[reader.get(paper_json, "rows", index, m) for m in MATTING_METRICS],
                   row["source"])
@@ -294,70 +297,19 @@ def paper_vs_reproduced(results: Path, reader: SourceReader, report: Report, pap
         summary = results / "eval" / variant / "summary.json"
         if not summary.is_file():
             continue
+        seeds = _load(reader, summary).get("seeds")
         table.add(f"{variant} (this run, {checkpoint_label(reader, summary)})",
-                  f"{report.dataset}, test split, profile {report.profile}",
+                  f"{report.dataset}, test split, profile {report.profile}{network}"
+                  + (f", {len(seeds)} seed{'s' if len(seeds) > 1 else ''}" if seeds else ""),
                   *[reader.mean_std(summary, "sets", "test", m) for m in MATTING_METRICS], reader.rel(summary))
     return table
 
 
-def matting_table(results: Path, reader: SourceReader) -> Table:
-    """Per trained variant: size, budget, the evaluated checkpoint, its validation and test metrics, latency."""
-    table = Table("matting", ["variant", "params", "GMACs (input)", "trained (iterations)", "checkpoint (iteration)",
-                              "val SAD (checkpoint)", "test SAD", "test MSE", "test Grad", "test Conn", "test images",
-                              "bench fwd 512² (s)"],
-                  caption="Every metric is the checkpoint's in the 'checkpoint' column (best = lowest validation "
-                          "SAD on the held-out split). Test metrics: mean ± std over the test images, one training "
-                          "seed, MATLAB semantics (SAD, Grad, Conn /1000).")
-    networks = results / "bench" / "details" / "networks.json"
-    for variant in sorted(set(_variants(results, "train")) | set(_variants(results, "eval"))):
-        summary = results / "train" / variant / "summary.json"
-        evaluated = results / "eval" / variant / "summary.json"
-        row: list[Cell | str] = [variant]
-        if summary.is_file():
-            row += [reader.get(summary, "params"), _gmacs_cell(reader, summary), reader.get(summary, "iters")]
-        else:
-            row += ["(not trained)"] * 3
-        if evaluated.is_file():
-            row += [checkpoint_cell(reader, evaluated),
-                    reader.get(evaluated, "checkpoint", "val", "sad")]
-            row += [reader.mean_std(evaluated, "sets", "test", m) for m in MATTING_METRICS]
-            row.append(reader.get(evaluated, "sets", "test", "n_images"))
-        else:
-            row += ["(not evaluated)"] * 7
-        row.append(_network_latency(reader, networks, variant, 512))
-        table.add(*row)
-    trivial = next((results / "eval" / v / "summary.json" for v in _variants(results, "eval")
-                    if "trivial" in (_load(reader, results / "eval" / v / "summary.json").get("sets", {})
-                                     .get("test", {}))), None)
-    if trivial is not None:  # what a model that learnt nothing scores on the same images
-        table.add("trimap only (no model)", "0", "—", "—", "—", "—",
-                  *[reader.get(trivial, "sets", "test", "trivial", m) for m in MATTING_METRICS],
-                  reader.get(trivial, "sets", "test", "n_images"), "—")
-        table.caption += (" 'trimap only': the trimap as the matte, its unknown region predicted as background "
-                          "(alpha 0): the score of a model that learnt nothing; a variant near it has not learnt "
-                          "to matte at this budget.")
-    return table
-
-
-def _gmacs_cell(reader: SourceReader, summary: Path) -> Cell:
-    """'52.56 @512²': MACs of the trained network at the input size the train stage measured."""
-    size = (reader.load(summary).get("complexity") or {}).get("input")
-    return reader.get(summary, "complexity", "gmacs", fmt=lambda v: f"{v:.3f} @{size}²")
-
-
-def _network_latency(reader: SourceReader, networks: Path, variant: str, size: int) -> Cell:
-    """Median forward time (s) of one network variant at size² from the bench stage's networks.json."""
-    if not networks.is_file():
-        return Cell("(no bench)")
-    for i, entry in enumerate(reader.load(networks).get("sizes", [])):
-        if entry.get("size") == size and variant in entry.get("variants", {}):
-            return reader.get(networks, "sizes", i, "variants", variant, "median_s", fmt=lambda v: f"{v:.3f}")
-    return Cell("(not measured)")
-
-
 def extra_sets_table(results: Path, reader: SourceReader) -> Table | None:
     """Evaluation-only sets (e.g. alphamatting.com) per variant, when configured."""
-    table = Table("extra_sets", ["variant", "checkpoint (iteration)", "set", "SAD", "MSE", "Grad", "Conn", "images"])
+    table = Table("extra_sets", ["variant", "checkpoint (iteration)", "set", "SAD", "MSE", "Grad", "Conn", "images"],
+                  caption="Mean ± std over training seeds where the evaluation covers several (each seed: the mean "
+                          "over the set's images), else over the images.")
     for variant in _variants(results, "eval"):
         summary = results / "eval" / variant / "summary.json"
         if not summary.is_file():
@@ -375,13 +327,15 @@ def tiling_table(results: Path, reader: SourceReader) -> Table | None:
     table = Table("tiling", ["variant", "checkpoint (iteration)", "tile", "SAD whole", "SAD tiled", "Δ SAD", "Δ MSE",
                              "Δ Grad", "Δ Conn", "peak MiB whole", "peak MiB tiled"],
                   caption="Tiled inference (overlapping tiles blended with linear ramps) against whole-image "
-                          "inference on the same test images and checkpoint; Δ = tiled − whole.")
+                          "inference on the same test images and checkpoint; Δ = tiled − whole (over several "
+                          "training seeds: the mean over seeds of each seed's numbers).")
     for variant in _variants(results, "eval"):
         path = results / "eval" / variant / "summary.json"
         if not path.is_file() or "tiled_check" not in reader.load(path):
             continue
         delta = lambda m: reader.get(path, "tiled_check", m, "delta", fmt=lambda v: f"{v:+.4g}")  # noqa: E731
-        table.add(variant, checkpoint_cell(reader, path), reader.get(path, "tiled_check", "tile"),
+        table.add(variant, checkpoint_cell(reader, path),
+                  reader.get(path, "tiled_check", "tile", fmt=lambda v: f"{v:g}"),  # a mean over seeds: 128.0
                   reader.get(path, "tiled_check", "sad", "whole"), reader.get(path, "tiled_check", "sad", "tiled"),
                   *[delta(m) for m in MATTING_METRICS],
                   reader.get(path, "tiled_check", "peak_mem_mb_max", "whole", fmt=lambda v: fmt_number(v, 3)),
@@ -501,46 +455,61 @@ def stage_times(results: Path, reader: SourceReader) -> dict[str, float]:
 
 
 def curves_figure(results: Path, reader: SourceReader, fig_dir: Path) -> Path | None:
-    """Training and validation curves of every variant from its DVCLive folder, the evaluated checkpoint marked."""
-    series: dict[str, dict[str, Path]] = {}
-    marks: dict[str, int] = {}
+    """Training and validation curves of every variant and seed from each seed's DVCLive folder (one thin line
+    per seed, one colour per variant), each seed's evaluated checkpoint marked."""
+    series: dict[str, dict[str, dict[int | None, Path]]] = {}
+    marks: dict[str, dict[int | None, int]] = {}
     for variant in _variants(results, "train"):
-        metric_dir = results / "train" / variant / "dvclive" / "plots" / "metrics"
-        for tsv in sorted(metric_dir.glob("**/*.tsv")):
-            name = str(tsv.relative_to(metric_dir).with_suffix(""))
-            if name.startswith("loss") or name.startswith("val/"):
-                series.setdefault(variant, {})[name] = tsv
-        info = _load(reader, results / "eval" / variant / "summary.json").get("checkpoint") or {}
-        if info.get("iter") is not None:
-            marks[variant] = int(info["iter"])
+        doc = _load(reader, eval_path(results, variant))
+        iters = dict(zip([int(s) for s in doc.get("seeds", [])], (doc.get("checkpoint") or {}).get("iters", [])))
+        for seed, folder in train_dirs(results, reader, variant).items():
+            metric_dir = folder / "dvclive" / "plots" / "metrics"
+            for tsv in sorted(metric_dir.glob("**/*.tsv")):
+                name = str(tsv.relative_to(metric_dir).with_suffix(""))
+                if name.startswith("loss") or name.startswith("val/"):
+                    series.setdefault(variant, {}).setdefault(name, {})[seed] = tsv
+            mark = iters.get(seed) if seed is not None else (doc.get("checkpoint") or {}).get("iter")
+            if mark is not None:
+                marks.setdefault(variant, {})[seed] = int(mark)
     return plots.training_curves(series, fig_dir / "training_curves.png", marks) if series else None
 
 
 def bars_figure(results: Path, reader: SourceReader, fig_dir: Path) -> Path | None:
-    """Test metrics per matting variant as bars with image-level std, each bar naming its checkpoint."""
+    """Test metrics per matting variant: bars at the mean over seeds with the std over seeds and each seed's value
+    as a dot (an old single-seed summary: the std over the test images), each bar naming its checkpoint."""
     values: dict[str, dict[str, float]] = {}
     errors: dict[str, dict[str, float]] = {}
-    n_images = set()
+    points: dict[str, dict[str, list[float]]] = {}
+    n_images, n_seeds = set(), set()
     for variant in _variants(results, "eval"):
         summary = results / "eval" / variant / "summary.json"
         if not summary.is_file():
             continue
         data = reader.load(summary)
         test = data.get("sets", {}).get("test", {})
-        iteration = (data.get("checkpoint") or {}).get("iter")
-        label = f"{variant}\n{(data.get('checkpoint') or {}).get('which', '?')}" + \
-            (f" @ {iteration}" if iteration is not None else "")
+        checkpoint = data.get("checkpoint") or {}
+        iters = [i for i in (checkpoint.get("iters") or [checkpoint.get("iter")]) if i is not None]
+        label = f"{variant}\n{checkpoint.get('which', '?')}" + (f" @{chr(10) if len(iters) > 1 else ' '}"
+                                                                  f"{'/'.join(map(str, iters))}" if iters else "")
         n_images.add(test.get("n_images"))
+        n_seeds.add(len(data["seeds"]) if is_aggregate(data) else None)
         for m in MATTING_METRICS:
             if (test.get(m) or {}).get("mean") is not None:
                 values.setdefault(METRIC_TITLES[m], {})[label] = float(test[m]["mean"])
                 errors.setdefault(METRIC_TITLES[m], {})[label] = float(test[m].get("std") or 0.0)
+                if test[m].get("values"):
+                    points.setdefault(METRIC_TITLES[m], {})[label] = [float(v) for v in test[m]["values"]]
     if not values:
         return None
     count = ", ".join(str(n) for n in sorted(n_images, key=str))
+    if None in n_seeds:
+        note = f"error bars: ± 1 std over the {count} test images (one training run)"
+    else:
+        seeds = ", ".join(str(n) for n in sorted(n_seeds))
+        note = (f"bars: mean over {seeds} training seeds; error bars: ± 1 std over seeds; dots: each seed (its mean "
+                f"over the {count} test images)")
     return plots.metric_bars(values, fig_dir / "matting_bars.png",
-                             "Test metrics per upsampler (lower is better)",
-                             errors, f"error bars: ± 1 std over the {count} test images")
+                             "Test metrics per upsampler (lower is better)", errors, note, points or None)
 
 
 def _constant_in_unknown(pred: np.ndarray, trimap: np.ndarray) -> int | None:
@@ -563,7 +532,13 @@ def qualitative_figure(results: Path, data_dir: Path, fig_dir: Path, n_images: i
     if not list_file.is_file():
         return None
     names = read_name_list(list_file)[:n_images]  # as written, as evaluation reads them
-    variants = [v for v in _variants(results, "eval") if (results / "eval" / v / "pred" / "test").is_dir()]
+    reader = SourceReader(results)
+    folders = {v: found for v in _variants(results, "eval") if (found := prediction_dir(results, reader, v))}
+    variants = list(folders)
+    shown_seeds = sorted({str(seed) for _, seed in folders.values() if seed is not None})
+    if shown_seeds:
+        report.note("qualitative_seed", f"Predictions of training seed {', '.join(shown_seeds)} (one seed per "
+                    "variant: the first evaluated); the test metrics above are over all seeds.")
     columns = ["image", "trimap", "ground truth"] + [c for v in variants for c in (v, f"|error| {v}")]
     rows, flags, constant = [], {}, []
     for r, name in enumerate(names):
@@ -571,7 +546,7 @@ def qualitative_figure(results: Path, data_dir: Path, fig_dir: Path, n_images: i
         trimap = read_trimap(test / "trimap" / f"{name}.png")
         row = {"image": read_rgb(test / "image" / f"{name}.png"), "trimap": trimap, "ground truth": gt}
         for v in variants:
-            pred = read_alpha(results / "eval" / v / "pred" / "test" / f"{name}.png")
+            pred = read_alpha(folders[v][0] / f"{name}.png")
             row[v] = pred
             row[f"|error| {v}"] = np.abs(pred.astype(np.float32) - gt.astype(np.float32)) / 255.0
             value = _constant_in_unknown(pred, trimap)
@@ -614,6 +589,8 @@ def build_report(repo: Path, base: BaseParams, cfg: ReportParams, fig_dir: Path,
     report.glance["targets"] = targets_summary(results, reader)
     report.tables["paper_vs_reproduced"] = paper_vs_reproduced(results, reader, report, paper_json)
     report.tables["matting"] = matting_table(results, reader)
+    report.tables["matting_training"] = training_table(results, reader)
+    report.glance["seeds"] = seed_glance(results, reader, repo)
     for name, builder in (("extra_sets", extra_sets_table), ("tiling", tiling_table), ("bench", bench_table)):
         table = builder(results, reader)
         if table is not None:
@@ -621,6 +598,7 @@ def build_report(repo: Path, base: BaseParams, cfg: ReportParams, fig_dir: Path,
         elif name == "bench":
             report.note(name, "not produced by this run (results/bench/details/targets.json is missing)")
     toy_section(results, reader, report, fig_dir)
+    disagreement_section(results, reader, report, paper_json)
     data_dir = repo / "data" / "composed" if data_dir is None else data_dir
     for key, fig in (("training_curves", curves_figure(results, reader, fig_dir)),
                      ("matting_bars", bars_figure(results, reader, fig_dir)),
@@ -632,6 +610,7 @@ def build_report(repo: Path, base: BaseParams, cfg: ReportParams, fig_dir: Path,
         report.figures["contact_sheet"] = results / "compose" / "contact_sheet.png"
     report.stage_times = stage_times(results, reader)
     report.provenance = collect_provenance(repo, base)
+    report.provenance["matting_hosts"] = matting_hosts(results, reader)
     return report
 
 

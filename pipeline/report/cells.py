@@ -2,7 +2,10 @@
 
 Every number the report prints is read through `SourceReader.get`, which records (file, key path, value); the
 rendered text and its source are written to `results/report/cells.json`, so a test (or a reader) can check that
-each cell really comes from a file in `results/`.
+each cell really comes from a file in `results/`. A number computed from several stored ones (a paired
+difference over seeds, a ratio) is a *derived* cell (`SourceReader.derived`): its entry names the node holding
+its first input (`source`, `key`, `value`, never a bare number) and, under `derived`, the computed value, how it
+was computed and every input with its file, key and value.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ class Cell:
     source: str | None = None
     key: tuple[str | int, ...] = ()
     value: Any = None
+    #: for a computed number: {"value", "how", "inputs": [{"source", "key", "value"}, ...]} (see `SourceReader.derived`)
+    derived: dict[str, Any] | None = None
 
     def __str__(self) -> str:
         return self.text
@@ -45,16 +50,28 @@ def fmt_number(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def text_shows_value(text: str, value: float) -> bool:
-    """The number at the start of a cell's text is `value` rounded to the digits the text shows."""
-    match = re.match(r"[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?", text)
-    if match is None:
-        return False
-    shown = match.group(0).replace(",", "")
+NUMBER = r"[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?"
+
+
+def _shows(shown: str, value: float) -> bool:
+    shown = shown.replace(",", "")
     mantissa = shown.split("e")[0]
     decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
     scale = 10 ** int(shown.split("e")[1]) if "e" in shown else 1
     return abs(float(shown) - float(value)) <= 0.5 * 10 ** -decimals * scale * (1 + 1e-9)
+
+
+def text_shows_value(text: str, value: Any) -> bool:
+    """The number at the start of a cell's text is `value` rounded to the digits the text shows; for a list of
+    numbers (e.g. one per seed), the text's numbers, in order, show each of them ('7.72 / 7.80 / 7.65')."""
+    if isinstance(value, (list, tuple)):
+        numbers = [v for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        shown = re.findall(NUMBER, text.replace("−", "-"))
+        return bool(numbers) and len(shown) >= len(numbers) and all(_shows(s, v) for s, v in zip(shown, numbers))
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    match = re.match(NUMBER, text.replace("−", "-"))
+    return match is not None and _shows(match.group(0), value)
 
 
 class SourceReader:
@@ -101,6 +118,38 @@ class SourceReader:
             except (KeyError, IndexError, TypeError):
                 return Cell(f"(missing: {'.'.join(map(str, key))})")
         return Cell(fmt(node), self.rel(path), tuple(key), node)
+
+    def node(self, path: Path, *key: str | int) -> Any:
+        """`file[key...]`, or None when a key is missing."""
+        node = self.load(path)
+        for part in key:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return node
+
+    def derived(self, text: str, value: Any, how: str, *inputs: tuple[Path, tuple[str | int, ...]]) -> Cell:
+        """A cell showing a number computed from stored ones: `inputs` are (file, key path) pairs, all recorded.
+
+        The cell's `source`/`key`/`value` name the innermost container (dict or list) holding the first input,
+        so a check that looks the key up in the file finds exactly the recorded node; the computed value is in
+        `derived`. Without inputs (or with a missing one) the cell is plain text.
+        """
+        records = []
+        for path, key in inputs:
+            node = self.node(path, *key)
+            if node is None:
+                return Cell(text)
+            records.append({"source": self.rel(path), "key": list(key), "value": node})
+        if not records:
+            return Cell(text)
+        path, key = inputs[0]
+        container = tuple(key)
+        while container and not isinstance(self.node(path, *container), (dict, list)):
+            container = container[:-1]
+        return Cell(text, self.rel(path), container, self.node(path, *container),
+                    derived={"value": value, "how": how, "inputs": records})
 
     def mean_std(self, path: Path, *key: str | int, digits: int = 4, decimals: int | None = None) -> Cell:
         """A 'mean ± std' cell from a {mean, std} node; the recorded value is the mean.
@@ -150,4 +199,6 @@ class Table:
                 if cell.source is not None:
                     out.append({"table": self.name, "row": r, "col": self.header[c], "text": cell.text,
                                 "source": cell.source, "key": list(cell.key), "value": cell.value})
+                    if cell.derived is not None:
+                        out[-1]["derived"] = cell.derived
         return out

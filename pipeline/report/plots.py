@@ -44,33 +44,36 @@ def read_dvclive_series(tsv: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(steps), np.asarray(values)
 
 
-def training_curves(series: dict[str, dict[str, Path]], path: Path, marks: Mapping[str, int] | None = None
-                    ) -> Path | None:
-    """One panel per metric name (three per row), one line per variant. `series[variant][metric] = tsv path`.
+def training_curves(series: Mapping[str, Mapping[str, Mapping[Any, Path]]], path: Path,
+                    marks: Mapping[str, Mapping[Any, int]] | None = None) -> Path | None:
+    """One panel per metric name (three per row); one thin line per training seed, one colour per variant.
 
-    `marks[variant]` is the iteration of the checkpoint the test metrics come from; it is drawn as a dashed
-    vertical line in the variant's colour (and ringed on validation curves).
+    `series[variant][metric][seed] = tsv path` (seed None: a run without a seed number). `marks[variant][seed]`
+    is the iteration of the checkpoint that seed's test metrics come from: a thin dashed vertical line in the
+    variant's colour, and a ring on that seed's validation curve.
     """
     metrics = sorted({m for per in series.values() for m in per}, key=lambda m: (m.startswith("val/"), m))
     if not metrics:
         return None
-    marks = dict(marks or {})
+    marks = {v: dict(m) for v, m in (marks or {}).items()}
     variants = sorted(series)
+    n_seeds = {v: len({s for per in series[v].values() for s in per}) for v in variants}
     cols = min(3, len(metrics))
     rows = -(-len(metrics) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(PAGE_WIDTH_IN, 2.9 * rows), squeeze=False, layout="constrained")
     for ax, metric in zip(axes.ravel(), metrics):
         for index, variant in enumerate(variants):
-            if metric not in series[variant]:
-                continue
             colour = COLOURS[index % len(COLOURS)]
-            steps, values = read_dvclive_series(series[variant][metric])
-            ax.plot(steps, values, marker="." if len(steps) < 30 else None, color=colour, label=variant)
-            if variant in marks:
-                ax.axvline(marks[variant], color=colour, linestyle="--", linewidth=1)
-                if metric.startswith("val/") and marks[variant] in steps:
-                    ax.plot([marks[variant]], [values[list(steps).index(marks[variant])]], "o", mfc="none",
-                            mec=colour, ms=10)
+            for seed, tsv in sorted((series[variant].get(metric) or {}).items(), key=lambda kv: str(kv[0])):
+                steps, values = read_dvclive_series(tsv)
+                ax.plot(steps, values, marker="." if len(steps) < 30 else None, ms=4, color=colour, linewidth=0.9,
+                        alpha=0.85)
+                mark = marks.get(variant, {}).get(seed)
+                if mark is None:
+                    continue
+                ax.axvline(mark, color=colour, linestyle="--", linewidth=0.7, alpha=0.6)
+                if metric.startswith("val/") and mark in steps:
+                    ax.plot([mark], [values[list(steps).index(mark)]], "o", mfc="none", mec=colour, ms=8)
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel("iteration", fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -82,17 +85,23 @@ def training_curves(series: dict[str, dict[str, Path]], path: Path, marks: Mappi
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(metrics):]:
         ax.axis("off")
-    handles = [Line2D([], [], color=COLOURS[i % len(COLOURS)], label=v) for i, v in enumerate(variants)]
-    if marks:
-        handles.append(Line2D([], [], color="grey", linestyle="--", label="evaluated checkpoint"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
+    handles = [Line2D([], [], color=COLOURS[i % len(COLOURS)], linewidth=0.9,
+                      label=f"{v} ({n_seeds[v]} seed{'s' if n_seeds[v] != 1 else ''})") for i, v in enumerate(variants)]
+    if any(n > 1 for n in n_seeds.values()):
+        handles.append(Line2D([], [], color="grey", linewidth=0.9, label="one thin line per training seed"))
+    if any(marks.values()):
+        handles.append(Line2D([], [], color="grey", linestyle="--", marker="o", mfc="none",
+                              label="evaluated checkpoint (per seed)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize=9, frameon=False)
     return _save(fig, path)
 
 
 def metric_bars(values: dict[str, dict[str, float]], path: Path, title: str,
-                errors: dict[str, dict[str, float]] | None = None, error_label: str = "± 1 std") -> Path | None:
+                errors: dict[str, dict[str, float]] | None = None, error_label: str = "± 1 std",
+                points: dict[str, dict[str, Sequence[float]]] | None = None) -> Path | None:
     """Bar chart per metric: `values[metric][label]`, optional error bars of the same shape (explained in a
-    legend entry `error_label`)."""
+    legend entry `error_label`) and optional individual values drawn as dots on each bar (`points`, e.g. one
+    per training seed)."""
     if not values:
         return None
     metrics = list(values)
@@ -103,6 +112,11 @@ def metric_bars(values: dict[str, dict[str, float]], path: Path, title: str,
         err = [errors[metric].get(n, 0.0) for n in names] if errors and metric in errors else None
         ax.bar(range(len(names)), heights, yerr=err, color=[COLOURS[i % len(COLOURS)] for i in range(len(names))],
                capsize=4, error_kw={"elinewidth": 1})
+        for i, name in enumerate(names):
+            dots = list((points or {}).get(metric, {}).get(name, []))
+            if dots:
+                offsets = np.linspace(-0.25, 0.25, len(dots)) if len(dots) > 1 else np.zeros(1)
+                ax.plot(i + offsets, dots, "o", ms=3.5, mfc="white", mec="black", mew=0.8, zorder=3)
         ax.set_xticks(range(len(names)), names, fontsize=8)
         ax.set_title(metric, fontsize=10)
         ax.tick_params(axis="y", labelsize=8)

@@ -164,7 +164,7 @@ def test_run_evaluation_writes_csv_metrics_and_predictions(tmp_path):
 
 def test_evaluate_stage_end_to_end(tmp_path):
     _write_set(tmp_path / "data" / "test", ["a", "b"])
-    params = {"base": {"seed": 6, "profile": "smoke", "device": "cpu"},
+    params = {"base": {"seed": 6, "profile": "smoke", "device": "cpu"}, "train": {"seeds": [0, 1]},
               "evaluate": {"sets": {}, "tile": 32, "continue_on_error": False}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     loaded = []
@@ -174,25 +174,38 @@ def test_evaluate_stage_end_to_end(tmp_path):
         torch.manual_seed(0)
         return torch.nn.Sequential(torch.nn.Conv2d(4, 1, 3, padding=1), torch.nn.Sigmoid()).eval()
 
-    _train_summary(tmp_path / "train" / "toy")
+    for seed in (0, 1):
+        _train_summary(tmp_path / "train" / "toy" / f"seed{seed}")
     doc = evaluate_main(["toy", "--params", str(tmp_path / "params.yaml"), "--model", str(tmp_path / "train" / "toy"),
                          "--data", str(tmp_path / "data"), "--out", str(tmp_path / "eval" / "toy"), "--no-progress"],
                         load_model=load_stand_in)
-    assert loaded == [(tmp_path / "train" / "toy", "best", "cpu")]
+    assert loaded == [(tmp_path / "train" / "toy" / f"seed{s}", "best", "cpu") for s in (0, 1)]
     out = tmp_path / "eval" / "toy"
-    assert {p.name for p in out.iterdir()} == {"per_image.csv", "metrics.json", "summary.json", "pred", "run.json"}
-    assert doc["n_images"] == 2 and doc["tile"] == 32 and doc["overlap"] == 16
-    assert doc["checkpoint"] == {"which": "best", "iter": 2, "requested": "auto", "val": {},
-                                 "selected_by": "best at iteration 2 (lowest val/sad on val_source 'composed')"}
+    assert {p.name for p in out.iterdir()} == {"metrics.json", "summary.json", "seeds", "run.json"}
+    per_seed = [json.loads((out / "seeds" / f"seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+    for seed, one in enumerate(per_seed):
+        assert {p.name for p in (out / "seeds" / f"seed{seed}").iterdir()} == {
+            "per_image.csv", "metrics.json", "summary.json", "pred"}
+        assert one["seed"] == seed and one["n_images"] == 2 and one["tile"] == 32 and one["overlap"] == 16
+        assert one["checkpoint"] == {"which": "best", "iter": 2, "requested": "auto", "val": {},
+                                     "selected_by": "best at iteration 2 (lowest val/sad on val_source 'composed')"}
+    # the summary over seeds: means and std over the seeds' test means, per-seed values, paired by seed
+    assert doc["seeds"] == [0, 1] and doc["n_images"] == 2
+    sads = [one["sets"]["test"]["sad"]["mean"] for one in per_seed]
+    assert doc["sets"]["test"]["sad"]["values"] == sads and doc["sad"] == pytest.approx(np.mean(sads))
+    assert doc["sets"]["test"]["sad"]["std"] == pytest.approx(np.std(sads, ddof=1))
+    assert doc["per_seed"]["1"]["sad"] == sads[1] and doc["checkpoint"]["iters"] == [2, 2]
+    assert json.loads((out / "metrics.json").read_text())["sad"] == pytest.approx(np.mean(sads))
     run = json.loads((out / "run.json").read_text())
     assert run["stage"] == "evaluate" and run["params"]["evaluate"]["variant"] == "toy"
+    assert run["params"]["evaluate"]["seeds"] == [0, 1]
     assert not [p for p in (tmp_path / "eval").iterdir() if p.name.startswith(".")]  # no temporary leftovers
 
 
 def test_tiled_check_reports_the_effect_of_tiling(tmp_path):
     """With a per-pixel model tiling changes nothing; with a model that sees the whole image it does."""
     _write_set(tmp_path / "data" / "test", ["a", "b"], size=(48, 64))
-    params = {"base": {"seed": 6, "profile": "smoke", "device": "cpu"},
+    params = {"base": {"seed": 6, "profile": "smoke", "device": "cpu"}, "train": {"seeds": [0]},
               "evaluate": {"sets": {}, "tile": None, "tile_check": 32}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
@@ -200,16 +213,17 @@ def test_tiled_check_reports_the_effect_of_tiling(tmp_path):
         return x[:, :1].mean(dim=(2, 3), keepdim=True).sigmoid().expand_as(x[:, :1])
 
     for name, model, changes in (("pixel", quarter_model, False), ("global", global_mean_model, True)):
-        _train_summary(tmp_path / name, validated=False)
+        _train_summary(tmp_path / name / "seed0", validated=False)
         doc = evaluate_main([name, "--params", str(tmp_path / "params.yaml"), "--model", str(tmp_path / name),
                              "--data", str(tmp_path / "data"), "--out", str(tmp_path / "eval" / name),
                              "--no-progress"],
                             load_model=lambda *_, m=model: m)
-        check = json.loads((tmp_path / "eval" / name / "summary.json").read_text())["tiled_check"]
+        one = json.loads((tmp_path / "eval" / name / "seeds" / "seed0" / "summary.json").read_text())
+        check = one["tiled_check"]
         assert check == doc["tiled_check"] and check["tile"] == 32 and check["n_images"] == 2
         assert check["sad"]["whole"] == pytest.approx(doc["sets"]["test"]["sad"]["mean"])
         assert (abs(check["sad"]["delta"]) > 1e-6) == changes, check
-        assert (doc["checkpoint"]["which"], doc["checkpoint"]["iter"]) == ("last", 4)  # no validation: auto -> last
+        assert (one["checkpoint"]["which"], one["checkpoint"]["iter"]) == ("last", 4)  # no validation: auto -> last
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, capsys):

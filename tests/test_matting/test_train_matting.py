@@ -219,7 +219,7 @@ def test_train_stage_with_the_real_network_at_a_tiny_size(composed: Path, tmp_pa
               "train": {"variants": ["bilinear"], "lr": 0.01, "iters": 2, "crop": 32, "batch_size": 2,
                         "val_interval": 2, "num_workers": 0}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    main(["bilinear", "--params", str(tmp_path / "params.yaml"), "--data", str(composed),
+    main(["bilinear", "--seed", "0", "--params", str(tmp_path / "params.yaml"), "--data", str(composed),
           "--out", str(tmp_path / "results" / "bilinear"), "--work", str(tmp_path / "work" / "bilinear")])
     out = tmp_path / "results" / "bilinear"
     summary = json.loads((out / "summary.json").read_text())
@@ -236,4 +236,6 @@ def test_train_stage_with_the_real_network_at_a_tiny_size(composed: Path, tmp_pa
     assert type(model.network).__name__ == "A2UMattingNet"
     assert model(torch.zeros(1, 4, 40, 56)).shape == (1, 1, 40, 56)
     with pytest.raises(ValueError, match="train.variants"):
-        main(["a2u", "--params", str(tmp_path / "params.yaml")])
+        main(["a2u", "--seed", "0", "--params", str(tmp_path / "params.yaml")])
+    with pytest.raises(ValueError, match="train.seeds"):
+        main(["bilinear", "--seed", "7", "--params", str(tmp_path / "params.yaml")])

@@ -100,7 +100,8 @@ def test_hyper_parameter_names_follow_carafe_pack_and_live_on_self(cls):
 #: Ablation pairs at C=64 (pairs.py's table): pooled/self-guided ones have no P_down (42C+38); d2 has two u, v
 #: filters and two columns of P; s1/s5 change P's (2s)² outputs.
 EXPECTED_ABLATION_PARAMS_C64 = {"a2u-avgpool": 2726, "a2u-maxpool": 2726, "a2u-self": 2726, "a2u-d2": 9876,
-                                "a2u-s1": 906, "a2u-s5": 13386}
+                                "a2u-s1": 906, "a2u-s5": 13386, "a2u-softmax": 5066,
+                                "a2u-sumnorm": 5066}
 
 
 @pytest.mark.parametrize("name", ABLATION_PAIR_NAMES)

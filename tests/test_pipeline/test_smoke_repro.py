@@ -54,6 +54,7 @@ def smoke_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(REPO / rel, work / rel)
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["base"]["profile"] = "smoke"
+    params["train"]["seeds"] = [0, 1]  # two seeds: the summaries over seeds and the paired interval are exercised
     for name, seed in (("fashion-mnist", 1), ("mnist", 2)):
         _tiny_idx(work / "idx" / name, seed)
     params["toy"]["data_dirs"] = {"fashion-mnist": "idx/fashion-mnist", "mnist": "idx/mnist"}
@@ -107,10 +108,10 @@ def test_console_is_short_and_names_each_stage(smoke_repo: Path) -> None:
     assert len(lines) < 200, f"{len(lines)} console lines"
     for marker in ("System environment", "Hooks will be executed", "paramwise_options", "Config:"):
         assert marker not in console, marker
-    for stage in ("compose", "toy", "train@a2u", "evaluate@a2u", "bench", "verify", "report"):
+    for stage in ("compose", "toy", "train@a2u-0", "train@a2u-1", "evaluate@a2u", "bench", "verify", "report"):
         assert re.search(rf"^\d\d:\d\d:\d\d {re.escape(stage)}: done in .+ -> ", console, re.M), stage
     assert re.search(r"toy: toy run 1/\d+: ", console)
-    logs = list((smoke_repo / "results" / "train" / "a2u").glob("train_log.txt"))
+    logs = list((smoke_repo / "results" / "train" / "a2u" / "seed0").glob("train_log.txt"))
     assert logs and "System environment" in logs[0].read_text(), "the full MMEngine log is kept in the file"
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.core.io import write_image, write_json
 from pipeline.core.params import BaseParams
+from pipeline.matting.seeds import aggregate_seeds
 from pipeline.report.build import build_report, traced_cells
 from pipeline.report.cells import SourceReader, text_shows_value
 from pipeline.report.params import ReportParams
@@ -39,31 +40,50 @@ def _verify_json() -> dict:
                         "passed": True}}}
 
 
+#: Per-seed offsets of the fake test SAD (zero mean: the mean over seeds is the `sads` argument).
+SEED_OFFSETS = {"bilinear": (0.0, 0.3, -0.3), "a2u": (0.1, 0.2, -0.3)}
+
+
 def _fake_results(repo: Path, source: str = "synthetic", iters: int = 4, sads: tuple = (20.0, 18.0),
-                  constant_pred: bool = False, crop: int = 64, batch: int = 2, n_test: int = 2) -> None:
+                  constant_pred: bool = False, crop: int = 64, batch: int = 2, n_test: int = 2,
+                  seeds: tuple = (0, 1, 2), width: float = 0.25) -> None:
+    """The per-seed layout: results/train/<v>/seed<s>/, results/eval/<v>/seeds/seed<s>/ and the aggregate."""
     rng = np.random.default_rng(0)
     res = repo / "results"
     for (variant, sad), best in zip((("bilinear", sads[0]), ("a2u", sads[1])), (300, 600)):
-        write_json(res / "train" / variant / "summary.json",
-                   {"variant": variant, "params": 8049003, "complexity": {"input": 512, "gmacs": 52.5},
-                    "iters": iters, "crop": crop, "batch_size": batch, "wall_time_s": 3.0, "best_iter": best,
-                    "final_val": {"sad": sad + 1, "mse": 0.01}})
-        test = {m: _ms(v) for m, v in zip(METRICS, (sad, 0.01, 5.0, 7.0))}
-        test["n_images"] = n_test
-        write_json(res / "eval" / variant / "summary.json", {
-            "sets": {"test": test, "alphamatting": dict(test)}, "sad": sad,
-            "checkpoint": {"which": "best", "iter": best, "val": {"sad": sad + 0.5, "mse": 0.02}},
-            "tiled_check": {"tile": 128, "sad": {"whole": sad, "tiled": sad + 0.01, "delta": 0.01},
-                            **{m: {"delta": 0.0} for m in ("mse", "grad", "conn")},
-                            "peak_mem_mb_max": {"whole": 50.0, "tiled": 20.0}}})
-        for name in ("a", "b"):
-            pred = np.zeros((16, 16), np.uint8) if constant_pred else rng.integers(0, 255, (16, 16), dtype=np.uint8)
-            write_image(res / "eval" / variant / "pred" / "test" / f"{name}.png", pred)
-        (res / "train" / variant / "dvclive" / "plots" / "metrics" / "val").mkdir(parents=True)
-        (res / "train" / variant / "dvclive" / "plots" / "metrics" / "loss.tsv").write_text(
-            "timestamp\tstep\tloss\n1\t1\t0.5\n2\t2\t0.4\n")
-        (res / "train" / variant / "dvclive" / "plots" / "metrics" / "val" / "sad.tsv").write_text(
-            f"step\tsad\n{best}\t{sad + 0.5}\n")
+        docs = {}
+        for index, seed in enumerate(seeds):
+            seed_sad = sad + SEED_OFFSETS[variant][index] if len(seeds) > 1 else sad
+            train = res / "train" / variant / f"seed{seed}"
+            write_json(train / "summary.json",
+                       {"variant": variant, "seed": seed, "width": width, "params": 8049003,
+                        "complexity": {"input": 512, "gmacs": 52.5}, "iters": iters, "crop": crop,
+                        "batch_size": batch, "wall_time_s": 3.0 + seed, "best_iter": best + 100 * index,
+                        "final_val": {"sad": seed_sad + 1, "mse": 0.01}})
+            write_json(train / "run.json", {"stage": "train", "wall_time_s": 3.0,
+                                            "machine": {"processor": "x86_64", "cpu_count": 2, "torch_threads": 2}})
+            test = {m: _ms(v) for m, v in zip(METRICS, (seed_sad, 0.01, 5.0, 7.0))}
+            test["n_images"] = n_test
+            test["trivial"] = {"sad": 2.0 * sads[0], "mse": 0.2, "grad": 9.0, "conn": 29.0}
+            docs[seed] = {
+                "seed": seed, "sets": {"test": test, "alphamatting": {k: v for k, v in test.items() if k != "trivial"}},
+                "sad": seed_sad, "n_images": n_test,
+                "checkpoint": {"which": "best", "iter": best + 100 * index,
+                               "val": {"sad": seed_sad + 0.5, "mse": 0.02}},
+                "tiled_check": {"tile": 128, "sad": {"whole": seed_sad, "tiled": seed_sad + 0.01, "delta": 0.01},
+                                **{m: {"delta": 0.0} for m in ("mse", "grad", "conn")},
+                                "peak_mem_mb_max": {"whole": 50.0, "tiled": 20.0}}}
+            write_json(res / "eval" / variant / "seeds" / f"seed{seed}" / "summary.json", docs[seed])
+            for name in ("a", "b"):
+                pred = np.zeros((16, 16), np.uint8) if constant_pred else rng.integers(0, 255, (16, 16), dtype=np.uint8)
+                write_image(res / "eval" / variant / "seeds" / f"seed{seed}" / "pred" / "test" / f"{name}.png", pred)
+            metrics = train / "dvclive" / "plots" / "metrics"
+            (metrics / "val").mkdir(parents=True)
+            (metrics / "loss.tsv").write_text(f"timestamp\tstep\tloss\n1\t1\t0.5\n2\t2\t{0.4 + 0.01 * index}\n")
+            (metrics / "val" / "sad.tsv").write_text(f"step\tsad\n{best + 100 * index}\t{seed_sad + 0.5}\n")
+        write_json(res / "eval" / variant / "summary.json", aggregate_seeds(docs, variant))
+        write_json(res / "eval" / variant / "run.json", {"stage": "evaluate", "wall_time_s": 2.0,
+                                                         "machine": {"processor": "x86_64", "cpu_count": 2}})
     test = repo / "data" / "composed" / "test"
     (test / "list.txt").parent.mkdir(parents=True, exist_ok=True)
     (test / "list.txt").write_text("a\nb\n")
@@ -114,7 +134,12 @@ def test_every_cell_comes_from_a_results_file(report_repo) -> None:
         for part in cell["key"]:
             node = node[part]
         assert node == cell["value"]
-        assert text_shows_value(cell["text"], node), cell
+        if "derived" in cell:  # a computed number: every input is in its file, the text shows the result
+            for item in cell["derived"]["inputs"]:
+                assert reader.node(repo / item["source"], *item["key"]) == item["value"], cell
+            assert text_shows_value(cell["text"], cell["derived"]["value"]), cell
+        else:
+            assert text_shows_value(cell["text"], node), cell
 
 
 def test_glance_says_a_synthetic_cpu_run_cannot_test_the_claim(report_repo) -> None:
@@ -161,11 +186,15 @@ def test_every_matting_number_names_its_checkpoint(report_repo) -> None:
     _, report = report_repo
     header = report.tables["matting"].header
     rows = {row[0].text: row for row in report.tables["matting"].rows}
-    assert rows["a2u"][header.index("checkpoint (iteration)")].text == "600 (best)"
-    assert rows["a2u"][header.index("val SAD (checkpoint)")].value == 18.5  # validation at that checkpoint
+    assert rows["a2u"][header.index("checkpoint (iteration per seed)")].text == "600 / 700 / 800 (best)"
+    training = report.tables["matting_training"]
+    rows = {row[0].text: row for row in training.rows}
+    val = rows["a2u"][training.header.index("val SAD at the checkpoint, per seed")]
+    assert val.derived["value"] == pytest.approx([18.6, 18.7, 18.2])  # validation at each seed's checkpoint
+    assert val.text == "18.6 / 18.7 / 18.2"
     labels = [row[0].text for row in report.tables["paper_vs_reproduced"].rows if "this run" in row[0].text]
-    assert labels == ["a2u (this run, best checkpoint, iteration 600)",
-                      "bilinear (this run, best checkpoint, iteration 300)"]
+    assert labels == ["a2u (this run, best checkpoint, iteration 600 / 700 / 800 for seeds 0, 1, 2)",
+                      "bilinear (this run, best checkpoint, iteration 300 / 400 / 500 for seeds 0, 1, 2)"]
 
 
 def test_paper_and_synthetic_rows_are_labelled_apart(report_repo) -> None:

@@ -117,7 +117,7 @@ def test_train_recovers_from_kills(tmp_path: Path, stand_in_config: Path) -> Non
         "val_interval": 2, "num_workers": 0, "flops_size": 32, "val_source": "composed", "encoder_weights": "none"}})
 
     def args(root: Path) -> list[str]:
-        return ["a2u", "--params", str(params), "--data", str(data),
+        return ["a2u", "--seed", "0", "--params", str(params), "--data", str(data),
                 "--out", str(root / "results" / "train" / "a2u"), "--work", str(root / "work" / "a2u")]
 
     train(args(tmp_path / "ref"))
@@ -157,9 +157,10 @@ def _test_split(root: Path) -> Path:
 def test_evaluate_recovers_from_kills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from stages.evaluate import main as evaluate
 
-    model = make_train_dir(tmp_path / "train" / "a2u")
+    model = make_train_dir(tmp_path / "train" / "a2u" / "seed0").parent
     data = _test_split(tmp_path / "composed")
-    params = _params(tmp_path / "params.yaml", {"evaluate": {"sets": {}, "tile": None, "tile_check": 32}})
+    params = _params(tmp_path / "params.yaml", {"train": {"seeds": [0]},
+                                                "evaluate": {"sets": {}, "tile": None, "tile_check": 32}})
 
     def args(root: Path) -> list[str]:
         return ["a2u", "--params", str(params), "--model", str(model), "--data", str(data), "--out",
@@ -176,7 +177,7 @@ def test_evaluate_recovers_from_kills(tmp_path: Path, monkeypatch: pytest.Monkey
     assert len(leftovers(out)) == 1  # the first kill's folder was removed when the second run started
     drive("none", "evaluate", args(run))
     assert not leftovers(out) and [p.name for p in out.parent.iterdir()] == ["a2u"]
-    assert tree(out / "pred") == tree(reference / "pred")
+    assert tree(out / "seeds" / "seed0" / "pred") == tree(reference / "seeds" / "seed0" / "pred")
     assert (out / "metrics.json").read_text() == (reference / "metrics.json").read_text()
     got, expected = (json.loads((d / "summary.json").read_text()) for d in (out, reference))
     for key in ("sad", "mse", "grad", "conn", "n_images", "n_failed"):
