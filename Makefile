@@ -28,7 +28,7 @@ datasets:
 # Stages run `python stages/...`: the venv's bin/ goes first on PATH so that is the venv's Python.
 # params.yaml is checked whole first: DVC expands train@<variant>-<seed> from it before any stage runs.
 repro: venv datasets
-	@$(PY) -m pipeline.params_check params.yaml
+	@$(PY) -m pipeline.params_check params.yaml --remove-leftovers
 	@start=$$(date +%s); PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro; rc=$$?; \
 	echo "dvc repro finished in $$(( $$(date +%s) - start )) s (exit $$rc); report: results/report.html"; exit $$rc
 

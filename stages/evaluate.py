@@ -7,7 +7,8 @@ Reads params `base`, `evaluate` (`pipeline.matting.params.EvaluateParams`) and `
 loads the trained model in `--model`/seed<s> (`pipeline.matting.checkpoint.load_matting_model`), evaluates the
 composed test split of `--data` and every configured set into `--out`/seeds/seed<s>/ (summary.json: std over
 images, counts, failures, the checkpoint and its iteration, the tiling check; metrics.json, per_image.csv,
-pred/<set>/<name>.png), then writes the summary over seeds (`pipeline.matting.seeds.aggregate_seeds`):
+pred/<set>/<name>.png; every file read is first checked against the sha256 of `--data`/manifest.jsonl and of
+each set's manifest in `--evalsets`), then writes the summary over seeds (`pipeline.core.seeds.aggregate_seeds`):
 `--out`/summary.json, metrics.json (the DVC metric: test means over seeds per set) and run.json. `--out` is
 replaced atomically, so a failed seed leaves the previous evaluation whole.
 """
@@ -34,10 +35,10 @@ from pipeline.core.logs import stage_logging  # noqa: E402
 from pipeline.core.params import as_dict, load_stage  # noqa: E402
 from pipeline.core.runinfo import StageTimer  # noqa: E402
 from pipeline.matting.checkpoint import load_matting_model  # noqa: E402
-from pipeline.matting.eval_sets import check_manifest, resolve_sets  # noqa: E402
+from pipeline.matting.eval_sets import check_composed_manifest, check_manifest, resolve_sets  # noqa: E402
 from pipeline.matting.evaluate import run_evaluation, tiled_effect, write_documents  # noqa: E402
 from pipeline.matting.params import EvaluateParams, load_train_params  # noqa: E402
-from pipeline.matting.seeds import aggregate_seeds, seed_dir_name, seed_folders  # noqa: E402
+from pipeline.core.seeds import aggregate_seeds, seed_dir_name, seed_folders  # noqa: E402
 from pipeline.matting.selection import resolve_checkpoint, validation_at  # noqa: E402
 from pipeline.matting.tiling import default_overlap  # noqa: E402
 
@@ -62,9 +63,16 @@ def main(argv: list[str] | None = None,
         seeds = load_train_params(args.params)[1].seeds
         device = base.torch_device()
         tile, overlap = cfg.tiling()
+        if not Path(args.data).is_dir():
+            raise FileNotFoundError(f"--data {args.data}: folder not found (the composed set whose test/ split is "
+                                    "evaluated: build it with `dvc repro compose`, or point --data to one)")
         sets = resolve_sets(Path(args.data) / "test", cfg.sets)
         timer = StageTimer("evaluate", {"variant": args.variant, "seeds": list(seeds), **as_dict(cfg)}, base)
         remove_stale_temps(out_dir)  # what an interrupted earlier run left
+        checked = check_composed_manifest(sets[0], args.data)  # the test files are those composed (ground truth too)
+        if checked is None:
+            log.warning("%s has no manifest.jsonl (not written by the compose stage): the test files are not "
+                        "checked against composition hashes", args.data)
         if args.evalsets is not None:
             for eval_set in sets[1:]:
                 check_manifest(eval_set, Path(args.evalsets) / eval_set.name)

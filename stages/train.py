@@ -10,7 +10,8 @@ config file in `--configs` (`*_<base.profile>.py`, or `train.config`); the varia
 becomes `model.network.upsampler` and the non-null train keys override the config. Writes `--out` (last.pth,
 best.pth when the run validated, config.py = the configuration that ran, train_log.txt, dvclive/, summary.json,
 run.json). Resumable checkpoints live in `--work`/<run fingerprint>/: rerunning after an interruption continues
-from the last checkpoint and ends with the weights of an uninterrupted run.
+from the last checkpoint and ends with the weights of an uninterrupted run; a run folder left before its first
+checkpoint (a training that failed early) is removed when the stage starts. `--data` must be a composed set.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from pipeline.core.io import remove_stale_temps  # noqa: E402
 from pipeline.core.logs import stage_logging  # noqa: E402
 from pipeline.core.params import ParamsError, as_dict  # noqa: E402
 from pipeline.core.runinfo import StageTimer  # noqa: E402
+from pipeline.core.runs import remove_half_started_runs  # noqa: E402
 from pipeline.matting.params import load_train_params  # noqa: E402
 from pipeline.matting.train import (export_training, recipe, resolve_config_file, run_training,  # noqa: E402
                                     training_config)
@@ -60,6 +62,19 @@ def _complexity(model, size: int) -> dict:
     return {"input": size, "gmacs": round(flops["macs"] / 1e9, 3), "gflops": round(flops["flops"] / 1e9, 3)}
 
 
+def check_data(data: str | Path) -> Path:
+    """`--data` as a path, checked to be a composed set (the error names --data, not a params key)."""
+    data = Path(data)
+    if not data.is_dir():
+        raise FileNotFoundError(f"--data {data}: folder not found (the composed set written by the compose stage: "
+                                "build it with `dvc repro compose`, or point --data to one)")
+    missing = [name for name in ("summary.json", "train") if not (data / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"--data {data}: not a composed set (no {' and no '.join(missing)}; the compose "
+                                "stage writes train/, val/, test/, manifest.jsonl and summary.json)")
+    return data
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     out_dir = Path(args.out or f"results/train/{args.variant}/seed{args.seed}")
@@ -69,10 +84,13 @@ def main(argv: list[str] | None = None) -> None:
             raise ParamsError(f"variant {args.variant!r} is not in params.yaml train.variants {list(train.variants)}")
         if args.seed not in train.seeds:
             raise ParamsError(f"--seed {args.seed} is not in params.yaml train.seeds {list(train.seeds)}")
+        check_data(args.data)
         work_root = Path(args.work or f"work_dirs/train/{args.variant}/seed{args.seed}")
         timer = StageTimer("train", {"variant": args.variant, "seed": args.seed, **as_dict(train)}, base)
         if int(os.environ.get("RANK", "0")) == 0:
             remove_stale_temps(out_dir)  # what an interrupted export left (checkpoint saves: cleaned per run)
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # DDP ranks open the run folder at once: not there
+            remove_half_started_runs(work_root)  # a run that failed before its first checkpoint
         config_file = resolve_config_file(train, base.profile, args.configs)
         cfg = training_config(config_file, train, seed=args.seed, data_root=args.data, work_root=work_root,
                               launcher=args.launcher, variant=args.variant)

@@ -1,6 +1,6 @@
 """Train a matting model from a config file, OpenMMLab style (the same Runner, hooks and data as the train stage).
 
-    python tools/train.py configs/matting/a2u-matting_r34_1xb4-900i_synthetic-64px_cpu.py \
+    python tools/train.py configs/matting/a2u-matting_r34-mini_1xb4-500i_synthetic-128px_cpu.py \
         --cfg-options train_cfg.max_iters=200 train_cfg.val_interval=100 --work-dir work_dirs/a2u
     python tools/train.py CONFIG --work-dir work_dirs/a2u --resume        # continue an interrupted run
     torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch  # DDP (gloo on CPU, nccl on GPU)
@@ -36,7 +36,7 @@ from pipeline.matting.train import run_training  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="config file, e.g. configs/matting/a2u-matting_r34_1xb4-900i_synthetic-64px_cpu.py")
+    parser.add_argument("config", help="config file, e.g. configs/matting/a2u-matting_r34-mini_1xb4-500i_synthetic-128px_cpu.py")
     parser.add_argument("--work-dir", help="checkpoints and logs (default: work_dirs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the work dir")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},

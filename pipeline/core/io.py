@@ -182,6 +182,24 @@ def remove_stale_temps(*paths: str | Path) -> list[Path]:
     return removed
 
 
+def stale_temps_under(*roots: str | Path) -> list[Path]:
+    """Every leftover of an interrupted atomic write anywhere under the folders `roots`: hidden entries named
+    `.<name>.<8 random chars>.tmp`, `.<name>.tmp` (a checkpoint save) or `.<name>.old` (the outermost one of
+    each nest), the same patterns `.dvcignore` keeps out of DVC's hashes. For the cleanup before `dvc repro`
+    (`pipeline.params_check --remove-leftovers`): a stage that DVC restores from its cache never starts, so it
+    cannot remove its own leftovers."""
+    found: list[Path] = []
+    for root in (Path(r) for r in roots):
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in sorted([*dirnames, *filenames]):
+                if name.startswith(".") and name.endswith((".tmp", ".old")) and len(name) > 5:
+                    found.append(Path(dirpath) / name)
+            dirnames[:] = [d for d in dirnames if not (d.startswith(".") and d.endswith((".tmp", ".old")))]
+    return found
+
+
 # ----------------------------------------------------------------------------------------------- file names
 def is_image_file(path: str | Path) -> bool:
     """A file whose extension is one of IMAGE_SUFFIXES (any case) and whose name is not hidden (`.` first)."""
@@ -369,9 +387,14 @@ def read_trimap(path: str | Path) -> np.ndarray:
     return validate_trimap(read_gray(path, "trimap"), path)
 
 
+def format_size(arr: np.ndarray) -> str:
+    """The size of an H×W(×C) image array as width×height, the order every message uses (`56×40`)."""
+    return f"{arr.shape[1]}×{arr.shape[0]}"
+
+
 def check_same_size(named: dict[str, np.ndarray], context: str) -> None:
-    """Raise ImageError when the H×W of the arrays differ, listing each name with its size."""
+    """Raise ImageError when the sizes of the arrays differ, listing each name with its size as width×height."""
     sizes = {name: arr.shape[:2] for name, arr in named.items()}
     if len(set(sizes.values())) > 1:
-        listing = ", ".join(f"{name} {h}x{w}" for name, (h, w) in sizes.items())
-        raise ImageError(f"{context}: sizes do not match ({listing})")
+        listing = ", ".join(f"{name} {format_size(arr)}" for name, arr in named.items())
+        raise ImageError(f"{context}: sizes do not match (width×height: {listing})")

@@ -18,9 +18,18 @@ A new generation rather than deleting the finished folder keeps the decision rac
 that looks later sees the new, checkpoint-less folder and also starts fresh.
 
 `AtomicCheckpointRunner` writes each checkpoint to a hidden temporary and renames it, so a checkpoint file
-is complete or absent; `open_run` removes the temporaries a killed save left. `scale_schedule` shortens the
-config's own schedule (its milestones scale with the budget: 120k/156k of 180k iterations become 600/780 of
-900), so the config file stays the recipe.
+is complete or absent; `open_run` removes the temporaries a killed save left, `remove_half_started_runs` the
+run folders of a training that failed before its first checkpoint.
+
+Every checkpoint that any entry point loads goes through `read_checkpoint` (the file: present, complete, zip CRCs,
+the size and sha256 recorded at export when known; every failure a `CheckpointError` naming the file) and
+`load_state_checked` (the weights against the model: missing or unexpected keys and shapes stop with an error
+naming the checkpoint, the config and the first keys that differ; weights load non-strictly only when a caller
+passes `strict=False`, i.e. when the user asked for it). `AtomicCheckpointRunner.load_checkpoint` (MMEngine's
+`load_from` and resume) uses both, strictly.
+
+`scale_schedule` shortens the config's own schedule (its milestones scale with the budget: 120k/156k of 180k
+iterations become 600/780 of 900), so the config file stays the recipe.
 """
 from __future__ import annotations
 
@@ -28,19 +37,27 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import re
 import shutil
+import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import torch
 from mmengine.config import Config
 from mmengine.dist import master_only
+from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+from torch import nn
 
+from pipeline.core.compat import allow_mmengine_checkpoint_globals
 from pipeline.core.io import write_json
 from pipeline.core.logs import QuietConsoleMixin
+from pipeline.core.manifest import sha256_file
 
 logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +65,12 @@ RESULT_NAME = "result.json"
 #: MMEngine's checkpoint names: `iter_<n>.pth` / `epoch_<n>.pth` and the hook's `best_<metric>_<unit>_<n>.pth`.
 STEP_CHECKPOINT = re.compile(r"^(?:iter|epoch)_(\d+)\.pth$")
 BEST_CHECKPOINT = re.compile(r"^best_.*_(?:iter|epoch)_(\d+)\.pth$")
+#: A run folder's name: its fingerprint (hex), and for a later generation `.<n>`.
+RUN_FOLDER = re.compile(r"^[0-9a-f]{8,64}(?:\.\d+)?$")
+#: The first bytes of a zip archive (torch.save's format since torch 1.6).
+_ZIP_MAGIC = b"PK\x03\x04"
+#: How many differing keys an error or warning names.
+SHOWN_KEYS = 3
 
 
 # ----------------------------------------------------------------------------------------------- identity
@@ -127,6 +150,35 @@ def open_run(work_root: str | Path, fingerprint: str, reuse_finished: bool = Tru
     return RunDir(path, None, find_resume_checkpoint(path))
 
 
+def half_started_runs(work_root: str | Path) -> list[Path]:
+    """The run folders under `work_root` that a training left before its first checkpoint: named like a run
+    (`<fingerprint>` or `<fingerprint>.<n>`), without `result.json` and without a complete `iter_<n>.pth` /
+    `epoch_<n>.pth` (only logs, DVCLive files or the temporary of a killed first save). Resuming one would start
+    from scratch anyway, so nothing is lost when it goes."""
+    root = Path(work_root)
+    if not root.is_dir():
+        return []
+    return [path for path in sorted(root.iterdir())
+            if path.is_dir() and not path.is_symlink() and RUN_FOLDER.match(path.name)
+            and not (path / RESULT_NAME).is_file() and find_resume_checkpoint(path) is None]
+
+
+def remove_half_started_runs(*work_roots: str | Path) -> list[Path]:
+    """Delete the `half_started_runs` of each work root (e.g. the `<fingerprint>.2/` of a training that failed on a
+    corrupt foreground before its first checkpoint); log and return them.
+
+    The train stage calls it for its own work root when it starts (single process only: DDP ranks open the same
+    folder at once); before `dvc repro`, `python -m pipeline.params_check --remove-leftovers` (`make repro`)
+    removes the `half_started_runs` of every matting work root that no process uses, so a folder is not left
+    behind when DVC restores the stage from its cache instead of running it.
+    """
+    removed = [path for root in work_roots for path in half_started_runs(root)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+        logger.info("removed %s, a run that stopped before its first checkpoint", path)
+    return removed
+
+
 def prune_other_runs(work_root: str | Path, keep: str | Path) -> list[Path]:
     """Delete the run folders under `work_root` other than `keep` (older recipes, code or data); return them."""
     keep, root = Path(keep).resolve(), Path(work_root).resolve()
@@ -137,6 +189,152 @@ def prune_other_runs(work_root: str | Path, keep: str | Path) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------------------------- checkpoints
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and what is wrong with it."""
+
+
+def verify_checkpoint_file(path: str | Path, expected: Mapping[str, Any] | None = None) -> None:
+    """Check a checkpoint file's bytes before unpickling: present, non-empty, the recorded sha256 and size
+    (when `expected` is given), a complete zip archive whose members pass their CRC check (torch itself does not
+    check them: zeroed bytes would load silently)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a file (a checkpoint is one .pth file)")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes); the checkpoint was not written completely")
+    if expected is not None:
+        if "bytes" in expected and size != expected["bytes"]:
+            raise CheckpointError(f"{path}: {size} bytes, but {expected['bytes']} were recorded at export "
+                                  "(truncated or replaced)")
+        if expected.get("sha256") and sha256_file(path) != expected["sha256"]:
+            raise CheckpointError(f"{path}: sha256 does not match the one recorded at export ({expected['sha256']}):"
+                                  " the file was damaged or replaced")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head != _ZIP_MAGIC:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (no zip archive header; another format, a config "
+                              "file or random bytes)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{path}: truncated or damaged checkpoint ({size} bytes; the zip archive is "
+                              f"incomplete: {exc})") from exc
+    if bad is not None:
+        raise CheckpointError(f"{path}: damaged checkpoint (member '{bad}' fails its CRC check)")
+
+
+def read_checkpoint(path: str | Path, expected: Mapping[str, Any] | None = None, verify: bool = True,
+                    map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with weights-only unpickling; every failure is a CheckpointError naming the file.
+
+    `verify` runs `verify_checkpoint_file` first (with the `expected` sha256/size when given). The result has a
+    `state_dict` mapping (MMEngine's full checkpoints and the exported slim ones both do).
+    """
+    path = Path(path)
+    if verify:
+        verify_checkpoint_file(path, expected)
+    elif not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    allow_mmengine_checkpoint_globals()
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot be loaded as a PyTorch checkpoint ({type(exc).__name__}: "
+                              f"{first})") from exc
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise CheckpointError(f"{path}: not a checkpoint with a 'state_dict' entry")
+    return checkpoint
+
+
+def _shape(value: Any) -> str:
+    return "×".join(str(n) for n in value.shape) if value.dim() else "scalar"
+
+
+@dataclass
+class StateDictDiff:
+    """How a checkpoint's state dict differs from a model's: keys only in the model, keys only in the checkpoint,
+    and common keys whose shapes differ (`key: checkpoint A×B, model C×D`)."""
+
+    missing: list[str]
+    unexpected: list[str]
+    shapes: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.shapes)
+
+    def describe(self) -> str:
+        parts = []
+        for keys, what in ((self.unexpected, "in the checkpoint but not in the model"),
+                           (self.missing, "of the model missing from the checkpoint"),
+                           (self.shapes, "with another shape")):
+            if keys:
+                shown = ", ".join(keys[:SHOWN_KEYS]) + (", ..." if len(keys) > SHOWN_KEYS else "")
+                parts.append(f"{len(keys)} key{'' if len(keys) == 1 else 's'} {what} ({shown})")
+        return "; ".join(parts)
+
+
+def state_dict_diff(model: nn.Module, state: Mapping[str, Any]) -> StateDictDiff:
+    """Compare a checkpoint's `state` with `model.state_dict()` (BatchNorm's `num_batches_tracked`, absent from
+    old checkpoints, is not required)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: checkpoint {_shape(state[k])}, model {_shape(own[k])}" for k in own
+              if k in state and torch.is_tensor(state[k]) and tuple(state[k].shape) != tuple(own[k].shape)]
+    return StateDictDiff(missing, unexpected, shapes)
+
+
+#: MMEngine's default key revision: strip DDP's `module.` prefix.
+STRIP_MODULE = ((r"^module\.", ""),)
+
+
+def revise_state_keys(state: Mapping[str, Any], revisions: Iterable[tuple[str, str]] = STRIP_MODULE
+                      ) -> OrderedDict:
+    """`state` with each key rewritten by the (pattern, replacement) `revisions` (default: strip DDP's
+    `module.` prefix, as MMEngine does), its `_metadata` kept."""
+    revised = OrderedDict()
+    for key, value in state.items():
+        for pattern, replacement in revisions:
+            key = re.sub(pattern, replacement, key)
+        revised[key] = value
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        revised._metadata = metadata  # type: ignore[attr-defined]
+    return revised
+
+
+def load_state_checked(model: nn.Module, state: Mapping[str, Any], checkpoint: str | Path, config: Any,
+                       strict: bool = True, hint: str = "",
+                       revisions: Iterable[tuple[str, str]] = STRIP_MODULE) -> StateDictDiff:
+    """Load `state` (a checkpoint's state dict) into `model` (built from `config`) and return what differed.
+
+    strict (the default): any missing or unexpected key or shape mismatch is a CheckpointError naming the
+    checkpoint, the config and the first keys that differ (`hint` is appended: how to ask for a non-strict load
+    where the caller offers one); nothing is loaded then. Non-strict (only when the user asked for it): the
+    weights that fit are loaded and the rest is named in a warning. Keys are first rewritten by `revisions`.
+    """
+    state = revise_state_keys(state, revisions)
+    diff = state_dict_diff(model, state)
+    if diff and strict:
+        raise CheckpointError(f"{checkpoint} does not fit the model of {config} (another variant or config?): "
+                              f"{diff.describe()}" + (f". {hint}" if hint else ""))
+    if diff:
+        own = model.state_dict()
+        fitting = OrderedDict((k, v) for k, v in state.items()
+                              if k in own and not (torch.is_tensor(v) and tuple(v.shape) != tuple(own[k].shape)))
+        model.load_state_dict(fitting, strict=False)
+        logger.warning("%s loaded NON-STRICTLY into the model of %s (as asked): %s; those weights keep their "
+                       "initial values or are ignored", checkpoint, config, diff.describe())
+    else:
+        model.load_state_dict(state, strict=False)  # every key checked above (num_batches_tracked may be absent)
+    return diff
+
+
 def checkpoint_step(path: str | Path) -> int:
     """The iteration/epoch in an MMEngine checkpoint name (`iter_900.pth`, `best_val_sad_iter_300.pth`)."""
     name = Path(path).name
@@ -191,6 +389,30 @@ class AtomicCheckpointRunner(QuietConsoleMixin, Runner):
         temporary = f".{filename}.tmp"
         super().save_checkpoint(out_dir, temporary, *args, **kwargs)
         os.replace(os.path.join(out_dir, temporary), os.path.join(out_dir, filename))
+
+    def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = True,
+                        revise_keys: Iterable[tuple[str, str]] = STRIP_MODULE) -> dict:
+        """Load `filename` into the model, strictly: the path of `load_from` and of resuming (MMEngine's own
+        loader is non-strict: it drops the weights that do not fit with one INFO line in the log file).
+
+        The file is checked (`read_checkpoint`: present, complete, CRCs) and its state dict against the model
+        (`load_state_checked`); every problem is a CheckpointError naming the checkpoint and the config.
+        """
+        if "://" in str(filename):  # a URL (`load_from=https://...`): MMEngine fetches it; the weights are checked
+            from mmengine.runner.checkpoint import CheckpointLoader
+
+            checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+            if "state_dict" not in checkpoint:
+                checkpoint = {"state_dict": checkpoint}
+        else:
+            checkpoint = read_checkpoint(filename, map_location=map_location)
+        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        config = getattr(self.cfg, "filename", None) or "the run's config"
+        load_state_checked(model, checkpoint["state_dict"], filename, config, strict=strict, revisions=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f"Load checkpoint from {filename}")
+        return checkpoint
 
 
 # ----------------------------------------------------------------------------------------------- schedule

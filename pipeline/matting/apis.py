@@ -16,9 +16,39 @@ from mmengine.config import Config
 from torch import nn
 
 from pipeline.core.io import check_same_size, index_images, read_rgb, read_trimap
-from pipeline.matting.checkpoint import CheckpointError, read_checkpoint, recorded_checkpoint
+from pipeline.matting.checkpoint import load_trained_weights
 from pipeline.matting.inference import predict_alpha
 
+#: What MMEngine's `Config.fromfile` reads.
+CONFIG_SUFFIXES = (".py", ".yml", ".yaml", ".json")
+
+
+def _is_config_name(path: Path) -> bool:
+    return path.suffix.lower() in CONFIG_SUFFIXES
+
+
+def check_config_and_checkpoint(config: str | Path, checkpoint: str | Path, usage: str) -> tuple[Path, Path]:
+    """(config, checkpoint) as paths, after checking that each argument is what its position says.
+
+    `usage` is the command line's synopsis (e.g. `python tools/test.py CONFIG CHECKPOINT`). Swapped arguments
+    are named as such (with the command to run); otherwise the error names the argument (CONFIG or CHECKPOINT)
+    and the file: not a config file, not found, or a config given as the checkpoint.
+    """
+    config, checkpoint = Path(config), Path(checkpoint)
+    if not _is_config_name(config) and _is_config_name(checkpoint):
+        raise ValueError(f"the two arguments are swapped: {usage} takes the config first, then the checkpoint; "
+                         f"got CONFIG {config} (a checkpoint?) and CHECKPOINT {checkpoint} (a config file). "
+                         f"Run: {usage.split(' CONFIG')[0]} {checkpoint} {config}")
+    if not _is_config_name(config):
+        raise ValueError(f"CONFIG {config}: not a config file (expected {', '.join(CONFIG_SUFFIXES)}); usage: "
+                         f"{usage}")
+    if not config.is_file():
+        raise FileNotFoundError(f"CONFIG {config}: config file not found")
+    if _is_config_name(checkpoint):
+        raise ValueError(f"CHECKPOINT {checkpoint}: a config file, not a checkpoint (.pth); usage: {usage}")
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"CHECKPOINT {checkpoint}: checkpoint file not found")
+    return config, checkpoint
 
 
 def default_config_for(checkpoint: str | Path) -> Path:
@@ -27,11 +57,13 @@ def default_config_for(checkpoint: str | Path) -> Path:
 
 
 def init_model(config: str | Path | Config, checkpoint: str | Path | None = None,
-               device: str | torch.device = "cpu") -> nn.Module:
+               device: str | torch.device = "cpu", strict: bool = True, hint: str = "") -> nn.Module:
     """Build the model of `config` (its `custom_imports` register the classes) and load `checkpoint`'s weights.
 
-    Accepts the exported `best.pth` / `last.pth` of the train stage and MMEngine's `iter_<n>.pth` /
-    `best_*.pth` of a work dir. Every key must match (an error lists the first mismatches).
+    Accepts the exported `best.pth` / `last.pth` of the train stage (checked against the size and sha256 of its
+    `summary.json`) and MMEngine's `iter_<n>.pth` / `best_*.pth` of a work dir, through
+    `pipeline.matting.checkpoint.load_trained_weights`: every key and shape must match (a CheckpointError names
+    the checkpoint, the config and the first keys that differ) unless `strict=False` (a flag the user wrote).
     Returns the model in eval mode on `device`; `model(x)` maps N×4×H×W to a raw alpha N×1×H×W.
     """
     from models.registry import MODELS
@@ -39,17 +71,8 @@ def init_model(config: str | Path | Config, checkpoint: str | Path | None = None
     cfg = config if isinstance(config, Config) else Config.fromfile(str(_existing(config, "config")))
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        path = _existing(checkpoint, "checkpoint")  # checked against its summary.json record when it has one
-        state = read_checkpoint(path, recorded_checkpoint(path.parent, path.name))["state_dict"]
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # a shape mismatch raises even when strict=False
-            detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:4])
-            raise CheckpointError(f"{checkpoint} does not fit the model of {getattr(cfg, 'filename', config)}: "
-                                  f"{detail}") from exc
-        if missing or unexpected:
-            raise ValueError(f"{checkpoint} does not match the model of {getattr(cfg, 'filename', config)}: "
-                             f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+        load_trained_weights(model, _existing(checkpoint, "checkpoint"), getattr(cfg, "filename", None) or config,
+                             strict=strict, hint=hint)
     return model.to(device).eval()
 
 

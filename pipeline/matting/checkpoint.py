@@ -6,36 +6,35 @@ MMEngine keeps full checkpoints (`iter_<n>.pth`, `best_val_sad_iter_<n>.pth`, wr
 `results/train/<variant>/seed<s>/`, and records each one's sha256 and size in `summary.json` (`checkpoints.best`,
 `checkpoints.last`).
 
-`load_matting_model(train_dir, which, verify=True)` is the one way to get a trained model back (evaluation,
-test and demo tools): it checks the file against the recorded sha256 when there is one, checks the zip archive's
-CRCs (a torch checkpoint is a zip; torch itself does not check them, so zeroed bytes would load silently), and
-turns every load failure into a `CheckpointError` naming the file and what is wrong: missing, empty,
-truncated, not a checkpoint, damaged, hash mismatch, or weights that do not fit `config.py` (another variant).
+`load_trained_weights(model, checkpoint, config)` is the one way weights get into a model outside training (the
+evaluate stage through `load_matting_model`, `tools/test.py`, the demo through `apis.init_model`; resuming and
+MMEngine's `load_from` go through `AtomicCheckpointRunner.load_checkpoint`, which applies the same checks): it
+checks the file against the size and sha256 recorded in the `summary.json` beside it when there is one, checks
+the zip archive's CRCs (a torch checkpoint is a zip; torch itself does not check them, so zeroed bytes would load
+silently), and the state dict against the model built from the config, strictly. Every failure is one
+`CheckpointError` naming the file and what is wrong: missing, empty, truncated, not a checkpoint, damaged, hash
+mismatch, or weights that do not fit the config (another variant: the first keys that differ are named).
+Weights load non-strictly only with `strict=False`, which the tools pass only for a flag the user wrote
+(`--non-strict`). The file and state-dict checks themselves live in `pipeline.core.runs` (the toy stage's
+runs use them too).
 """
 from __future__ import annotations
 
 import io
 import json
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pipeline.core.compat import allow_mmengine_checkpoint_globals
 from pipeline.core.io import atomic_path
 from pipeline.core.manifest import sha256_file
+from pipeline.core.runs import (CheckpointError, load_state_checked, read_checkpoint,  # noqa: F401 (re-exported)
+                                verify_checkpoint_file)
 
 EXPORTED = ("best", "last")
 SUMMARY = "summary.json"
-#: The first bytes of a zip archive (torch.save's format since torch 1.6).
-_ZIP_MAGIC = b"PK\x03\x04"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and what is wrong with it."""
 
 
 def checkpoint_record(path: str | Path) -> dict[str, Any]:
@@ -58,60 +57,6 @@ def recorded_checkpoint(train_dir: str | Path, name: str) -> dict[str, Any] | No
     return record if isinstance(record, dict) else None
 
 
-def verify_checkpoint_file(path: str | Path, expected: dict[str, Any] | None = None) -> None:
-    """Check a checkpoint file's bytes before unpickling: present, non-empty, the recorded sha256 and size
-    (when `expected` is given), a complete zip archive whose members pass their CRC check."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"{path}: empty file (0 bytes); the checkpoint was not written completely")
-    if expected is not None:
-        if "bytes" in expected and size != expected["bytes"]:
-            raise CheckpointError(f"{path}: {size} bytes, but {expected['bytes']} were recorded at export "
-                                  "(truncated or replaced)")
-        if expected.get("sha256") and sha256_file(path) != expected["sha256"]:
-            raise CheckpointError(f"{path}: sha256 does not match the one recorded at export ({expected['sha256']}):"
-                                  " the file was damaged or replaced")
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if head != _ZIP_MAGIC:
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint (no zip archive header; another format or random "
-                              "bytes)")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"{path}: truncated or damaged checkpoint ({size} bytes; the zip archive is "
-                              f"incomplete: {exc})") from exc
-    if bad is not None:
-        raise CheckpointError(f"{path}: damaged checkpoint (member '{bad}' fails its CRC check)")
-
-
-def read_checkpoint(path: str | Path, expected: dict[str, Any] | None = None, verify: bool = True
-                    ) -> dict[str, Any]:
-    """Load a checkpoint on the CPU with weights-only unpickling; every failure is a CheckpointError naming it.
-
-    `verify` runs `verify_checkpoint_file` first (with the `expected` sha256/size when given).
-    """
-    path = Path(path)
-    if verify:
-        verify_checkpoint_file(path, expected)
-    elif not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    allow_mmengine_checkpoint_globals()
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot be loaded as a PyTorch checkpoint ({type(exc).__name__}: "
-                              f"{first})") from exc
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise CheckpointError(f"{path}: not a checkpoint with a 'state_dict' entry")
-    return checkpoint
-
-
 def export_weights(source: str | Path, target: str | Path, **meta: Any) -> Path:
     """Write the model weights of MMEngine checkpoint `source` to `target` atomically (temp file + rename).
 
@@ -127,6 +72,28 @@ def export_weights(source: str | Path, target: str | Path, **meta: Any) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_bytes(buffer.getvalue())
     return Path(target)
+
+
+def load_trained_weights(model: nn.Module, checkpoint: str | Path, config: str | Path, strict: bool = True,
+                         verify: bool = True, hint: str = "") -> dict[str, Any]:
+    """Load `checkpoint` into `model` (built from `config`): the one checkpoint-loading path of every entry point.
+
+    Checks the file (`verify_checkpoint_file`: present, complete, CRCs, and the size and sha256 recorded in the
+    `summary.json` beside it when it is an exported `best.pth`/`last.pth`), then the state dict against the model
+    (`pipeline.core.runs.load_state_checked`: missing or unexpected keys and shapes). `strict=False` loads only
+    what fits, with a warning; pass it only for a flag the user wrote. `hint` ends a mismatch error (how to ask
+    for a non-strict load where the caller offers one). Returns the checkpoint (its `meta` tells the iteration).
+    """
+    loaded = read_trained_checkpoint(checkpoint, verify=verify)
+    load_state_checked(model, loaded["state_dict"], checkpoint, config, strict=strict, hint=hint)
+    return loaded
+
+
+def read_trained_checkpoint(checkpoint: str | Path, verify: bool = True) -> dict[str, Any]:
+    """The checkpoint file read and checked as `load_trained_weights` does (against the `summary.json` record
+    beside an exported best.pth/last.pth when `verify`), before any model exists."""
+    path = Path(checkpoint)
+    return read_checkpoint(path, recorded_checkpoint(path.parent, path.name) if verify else None, verify=verify)
 
 
 def load_matting_model(train_dir: str | Path, which: str = "best", device: str = "cpu", verify: bool = True
@@ -160,15 +127,5 @@ def load_matting_model(train_dir: str | Path, which: str = "best", device: str =
         raise FileNotFoundError(f"{config_path}: training config not found (run the train stage first)")
     cfg = Config.fromfile(str(config_path))  # its custom_imports register the model classes
     model = MODELS.build(cfg.model)
-    path = train_dir / f"{which}.pth"
-    expected = recorded_checkpoint(train_dir, path.name) if verify else None
-    state = read_checkpoint(path, expected, verify=verify)["state_dict"]
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # a shape mismatch raises even when strict=False
-        detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:4])
-        raise CheckpointError(f"{path} does not fit {config_path} (another variant or config?): {detail}") from exc
-    if missing or unexpected:
-        raise CheckpointError(f"{path} does not fit {config_path} (another variant or config?): missing keys "
-                              f"{missing[:5]}, unexpected keys {unexpected[:5]}")
+    load_trained_weights(model, train_dir / f"{which}.pth", config_path, verify=verify)
     return model.to(device).eval()

@@ -8,8 +8,10 @@ Names and files are found by `pipeline.core.io` (`set_names`, `index_images`), t
 stage's evaluation-set validator applies: `list.txt` when present, else the image folder's files; any accepted
 extension (png, jpg, jpeg, bmp, tif, tiff) in any case, for images, alphas and trimaps alike.
 
-An evaluation-only set has a manifest (`results/evalsets/<name>/manifest.jsonl`, sha256 per file, written by the
+An evaluation-only set has a manifest (`evalsets/<name>/manifest.jsonl`, sha256 per file, written by the
 `evalsets@<name>` stage, a DVC dependency of evaluation); `check_manifest` verifies the files against it.
+The composed set's split is checked the same way against `data/composed/manifest.jsonl` (written by the compose
+stage) by `check_composed_manifest`: a ground truth edited after composition is named, never evaluated.
 """
 from __future__ import annotations
 
@@ -114,22 +116,56 @@ def check_manifest(eval_set: EvalSet, manifest_dir: str | Path) -> int:
         raise DatasetError(f"set '{eval_set.name}': manifest {manifest} not found (run `dvc repro "
                            f"evalsets@{eval_set.name}`, or `python stages/compose.py --eval-only {eval_set.root} "
                            f"--out {Path(manifest_dir)}`)")
-    recorded = {r["path"]: r["sha256"] for r in read_manifest(manifest)}
+    return _check_against_manifest(eval_set, manifest, eval_set.root,
+                                   "rerun `dvc repro` so that evaluation depends on the new content",
+                                   "the set changed after its manifest was written: rerun `dvc repro`")
+
+
+def check_composed_manifest(eval_set: EvalSet, composed_root: str | Path) -> int | None:
+    """Verify the files `eval_set` (a split of the composed set at `composed_root`, e.g. its test/) evaluates —
+    image, alpha (the ground truth) and trimap of every listed name, and `list.txt` — against the sha256 of
+    `<composed_root>/manifest.jsonl` written by the compose stage; return the number of files checked, or None
+    when the folder has no manifest (a set not written by the compose stage: nothing to check against).
+
+    DatasetError names the file that is not in the manifest or differs from it: the composed set was edited
+    after composition (DVC would then report `data/composed` as modified).
+    """
+    root = Path(composed_root)
+    manifest = root / MANIFEST_NAME
+    if not manifest.is_file():
+        return None
+    fix = (f"the composed set was changed after composition; restore it with `dvc checkout {root}` or compose it "
+           f"again with `dvc repro -f compose`")
+    return _check_against_manifest(eval_set, manifest, root, fix, fix)
+
+
+def _check_against_manifest(eval_set: EvalSet, manifest: Path, manifest_root: Path, changed_fix: str,
+                            unlisted_fix: str) -> int:
+    """Check the files of `eval_set` against `manifest` (paths relative to `manifest_root`); see the callers."""
+    try:
+        recorded = {r["path"]: r["sha256"] for r in read_manifest(manifest)}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"set '{eval_set.name}': {manifest} is not a readable manifest ({exc})") from exc
     index = eval_set.index()
+    files = [path for name in list_names(eval_set) for kind in KINDS
+             if (path := index[kind].get(name)) is not None]  # a missing file is reported by evaluation
+    listed = eval_set.root / "list.txt"
+    if listed.is_file():
+        files.insert(0, listed)
     checked = 0
-    for name in list_names(eval_set):
-        for kind in KINDS:
-            path = index[kind].get(name)
-            if path is None:
-                continue  # reported by evaluation as a missing file
-            rel = path.relative_to(eval_set.root).as_posix()
-            if rel not in recorded:
-                raise DatasetError(f"set '{eval_set.name}': {path} is not in {manifest} (the set changed after its "
-                                   "manifest was written: rerun `dvc repro`)")
-            if sha256_file(path) != recorded[rel]:
-                raise DatasetError(f"set '{eval_set.name}': {path} changed after {manifest} was written (sha256 "
-                                   "differs): rerun `dvc repro` so that evaluation depends on the new content")
-            checked += 1
+    for path in files:
+        try:
+            rel = path.relative_to(manifest_root).as_posix()
+        except ValueError:
+            rel = path.as_posix()
+        if rel not in recorded:
+            if path == listed:
+                continue  # a manifest written before list.txt was recorded
+            raise DatasetError(f"set '{eval_set.name}': {path} is not in {manifest} ({unlisted_fix})")
+        if sha256_file(path) != recorded[rel]:
+            raise DatasetError(f"set '{eval_set.name}': {path} changed after {manifest} was written (sha256 "
+                               f"differs): {changed_fix}")
+        checked += 1
     return checked
 
 

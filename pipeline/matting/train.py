@@ -6,7 +6,7 @@
     export_training(result, 'results/train/carafe', summary={...}, timer=StageTimer(...))
 
 The recipe is a config file, one per profile, named by what it runs (`configs/matting/
-a2u-matting_r34_1xb4-900i_synthetic-64px_cpu.py`, `..._2xb8-180k_comp1k-512px_paper.py`, ...). The `train`
+a2u-matting_r34-mini_1xb4-500i_synthetic-128px_cpu.py`, `..._2xb8-180k_comp1k-512px_paper.py`, ...). The `train`
 params override single keys (null keeps the config's value). `training_config` resolves everything into the
 config that runs and is saved as `config.py`:
 - the variant name (any registered operator pair) -> `model.network.upsampler`;

@@ -43,7 +43,7 @@ def matting_lines(results: Path) -> list[str]:
         return []
     if not any(isinstance(doc.get("per_seed"), dict) for doc in summaries.values()):
         return _single_run_lines(summaries)
-    from pipeline.matting.seeds import paired_to  # scipy: only when there are seeds to pair
+    from pipeline.core.seeds import paired_to  # scipy: only when there are seeds to pair
 
     rows, sentences, trivial, images, seeds = [], [], None, None, set()
     baseline = summaries.get(BASELINE)

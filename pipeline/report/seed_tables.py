@@ -1,6 +1,6 @@
 """Matting results over training seeds for the report, and where this reproduction and the paper disagree.
 
-Layout read (`pipeline.matting.seeds`): `results/train/<v>/seed<s>/` (summary.json with `seed` and `width`,
+Layout read (`pipeline.core.seeds`): `results/train/<v>/seed<s>/` (summary.json with `seed` and `width`,
 run.json, dvclive/), `results/eval/<v>/seeds/seed<s>/` (one evaluation per seed, predictions) and
 `results/eval/<v>/summary.json`, the aggregate over seeds: `sets.<set>.<metric>` = {mean, std, values} over
 seeds, `per_seed.<s>` = that seed's test means, `checkpoint.iters` one per seed. An older single-seed tree
@@ -9,7 +9,7 @@ is read as one run without a seed number, and labelled so.
 
 Seeds are paired: two variants trained with the same seed share the data order and the seeded initialisation
 around the operator, and all are scored on the same test images, so a difference to the baseline is taken seed
-by seed (`pipeline.matting.seeds.paired_to`, Student-t interval over the seeds): it describes training noise,
+by seed (`pipeline.core.seeds.paired_to`, Student-t interval over the seeds): it describes training noise,
 not the sampling of test images. One seed gives no interval, and then nothing is called significant.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from pipeline.core.stats import describe_difference, paired_difference
-from pipeline.matting.seeds import paired_to, seed_dir_name
+from pipeline.core.seeds import paired_to, seed_dir_name
 from pipeline.report.cells import Cell, SourceReader, Table
 
 MATTING_METRICS = ("sad", "mse", "grad", "conn")

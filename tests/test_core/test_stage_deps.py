@@ -73,7 +73,8 @@ def _stages() -> dict[str, dict]:
 def test_stage_deps_cover_every_project_module_it_runs(stage: str) -> None:
     spec = _stages()[stage]
     spec = spec.get("do", spec)  # a foreach stage
-    script = REPO / spec["cmd"].split()[1]
+    words = spec["cmd"].split()
+    script = REPO / (words[2].replace(".", "/") + ".py" if words[1] == "-m" else words[1])  # python [-m] <script>
     deps = [str(d).replace("${item}", "x") for d in spec["deps"]]
     assert str(script.relative_to(REPO)) in deps, f"{stage}: its script {script} is not a dep"
     configs = set().union(*[_config_imports(REPO / d) for d in deps if d.startswith("configs/")])

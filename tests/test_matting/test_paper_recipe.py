@@ -18,6 +18,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from models.matting.encoder import A2UResNetEncoder
+from models.matting.network import MINI_WIDTH
 from models.matting.pretrained import PretrainedWeightsUnavailable, cache_path
 from pipeline.core.params import PROFILES, ParamsError
 from pipeline.matting.checkpoint import read_checkpoint
@@ -162,15 +163,16 @@ def test_no_network_and_no_cache_names_url_cache_and_param(tmp_path, monkeypatch
 
 
 # ------------------------------------------------------------------------------------------------ configs
-_NAME = re.compile(r"^a2u-matting_r34_(\d+)xb(\d+)-(\d+)(k|i)_(\w+)-(\d+)px_(\w+)\.py$")
+_NAME = re.compile(r"^a2u-matting_r34(-mini)?_(\d+)xb(\d+)-(\d+)(k|i)_(\w+)-(\d+)px_(\w+)\.py$")
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_one_config_per_profile_and_its_name_tells_the_truth(profile):
     path = profile_config(profile, CONFIGS)
-    gpus, per_gpu, iters, unit, data, crop, named_profile = _NAME.match(path.name).groups()
+    mini, gpus, per_gpu, iters, unit, data, crop, named_profile = _NAME.match(path.name).groups()
     cfg = Config.fromfile(str(path))
     assert named_profile == profile
+    assert cfg.model.network.get("width", 1.0) == (MINI_WIDTH if mini else 1.0)  # 'mini' names the CPU width
     assert cfg.train_cfg.max_iters == int(iters) * (1000 if unit == "k" else 1)
     assert cfg.total_batch_size == int(gpus) * int(per_gpu) and cfg.train_dataloader.batch_size == int(per_gpu)
     assert cfg.crop_size == int(crop)

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.core.io import write_image, write_json
 from pipeline.core.params import BaseParams
-from pipeline.matting.seeds import aggregate_seeds
+from pipeline.core.seeds import aggregate_seeds
 from pipeline.report.build import build_report, traced_cells
 from pipeline.report.cells import SourceReader, text_shows_value
 from pipeline.report.params import ReportParams

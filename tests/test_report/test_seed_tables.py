@@ -14,7 +14,7 @@ import pytest
 from pipeline.core.io import write_json
 from pipeline.core.params import BaseParams
 from pipeline.core.stats import mean_std, paired_difference
-from pipeline.matting.seeds import aggregate_seeds
+from pipeline.core.seeds import aggregate_seeds
 from pipeline.report import plots
 from pipeline.report.build import Report, build_report, claim_table, curves_figure, traced_cells, \
     write_paper_numbers_json

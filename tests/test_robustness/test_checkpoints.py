@@ -132,12 +132,13 @@ def test_the_evaluate_stage_stops_on_a_damaged_checkpoint_before_writing(tmp_pat
 
     from stages.evaluate import main as evaluate_main
 
-    train_dir = make_train_dir(tmp_path / "train")
+    train_dir = make_train_dir(tmp_path / "train" / "seed0")  # the per-seed layout: <model>/seed<s>/
     _zero_middle(train_dir / "best.pth")
     (tmp_path / "data" / "test").mkdir(parents=True)
-    params = {"base": {"seed": 6, "profile": "smoke", "device": "cpu"}, "evaluate": {"sets": {}}}
+    params = {"base": {"seed": 6, "profile": "smoke", "device": "cpu"}, "train": {"seeds": [0]},
+              "evaluate": {"sets": {}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(CheckpointError, match=r"best\.pth: sha256 does not match"):
-        evaluate_main(["x", "--params", str(tmp_path / "params.yaml"), "--model", str(train_dir),
+        evaluate_main(["x", "--params", str(tmp_path / "params.yaml"), "--model", str(train_dir.parent),
                        "--data", str(tmp_path / "data"), "--out", str(tmp_path / "eval"), "--no-progress"])
     assert not (tmp_path / "eval").exists() and not list(tmp_path.glob(".eval*"))

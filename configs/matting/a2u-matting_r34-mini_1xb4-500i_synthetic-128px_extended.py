@@ -1,2 +1,2 @@
 # Profile `extended` (the cpu budgets with the whole toy study): the matting recipe is the cpu profile's.
-_base_ = ['./a2u-matting_r34_1xb4-900i_synthetic-64px_cpu.py']
+_base_ = ['./a2u-matting_r34-mini_1xb4-500i_synthetic-128px_cpu.py']
