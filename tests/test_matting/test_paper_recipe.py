@@ -178,7 +178,10 @@ def test_one_config_per_profile_and_its_name_tells_the_truth(profile):
     assert cfg.crop_size == int(crop)
     assert (data == "comp1k") == (profile == "paper")
     milestones = cfg.param_scheduler[0].milestones
-    assert milestones == sorted({round(m * cfg.train_cfg.max_iters / 180000) for m in (120000, 156000)} - {0})
+    if profile in ("cpu", "extended"):  # one late step: the paper's two steps stalled the 500-iteration run
+        assert milestones == [450]
+    else:
+        assert milestones == sorted({round(m * cfg.train_cfg.max_iters / 180000) for m in (120000, 156000)} - {0})
 
 
 def test_dumped_config_is_what_ran(tmp_path):
@@ -190,7 +193,7 @@ def test_dumped_config_is_what_ran(tmp_path):
     text = (tmp_path / "config.py").read_text()
     dumped = Config.fromfile(str(tmp_path / "config.py"))
     assert dumped.train_cfg.max_iters == dumped.max_iters == 10 and dumped.val_interval == 5
-    assert dumped.param_scheduler[0].milestones == [7, 9]  # 600 and 780 of 900, scaled to 10
+    assert dumped.param_scheduler[0].milestones == [9]  # 450 of 500, scaled to 10
     assert dumped.crop_size == 32 and dumped.total_batch_size == 2 and dumped.train_dataloader.batch_size == 2
     for pipeline in (dumped.train_pipeline, dumped.train_dataloader.dataset.pipeline):
         steps = {step["type"]: step for step in pipeline}
@@ -198,7 +201,7 @@ def test_dumped_config_is_what_ran(tmp_path):
     assert dumped.model.network.upsampler == "carafe" and dumped.optim_wrapper.optimizer.lr == 0.02
     assert dumped.val_dataloader.dataset.data_root == str(data / "val")
     assert "180000" not in text and "900" not in text and "crop=64" not in text and "crop=512" not in text
-    assert recipe(cfg)["milestones"] == [7, 9]
+    assert recipe(cfg)["milestones"] == [9]
 
 
 # ------------------------------------------------------------------------------------------------ variants
@@ -217,17 +220,19 @@ def test_every_registered_pair_is_a_variant_and_unknown_names_list_them(tmp_path
         TrainParams(variants=("bilinear", "bilinaer"))
 
 
-def test_dvc_train_params_cover_every_train_key_but_variants():
-    """Adding a variant must not rerun the other variants: the train stage lists each train key but `variants`."""
+def test_dvc_train_params_cover_every_train_key_but_variants_and_seeds():
+    """Adding a variant or a seed must not rerun the other runs: the train stage (a variant × seed matrix) lists
+    each train key but `variants` and `seeds`."""
     import dataclasses
 
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]
-    listed = set(stage.get("do", stage)["params"])  # a foreach stage
-    fields = {f.name for f in dataclasses.fields(TrainParams)} - {"variants"}
+    listed = set(stage.get("do", stage)["params"])
+    assert stage["matrix"] == {"variant": "${train.variants}", "seed": "${train.seeds}"}
+    fields = {f.name for f in dataclasses.fields(TrainParams)} - {"variants", "seeds"}
     assert {f"train.{name}" for name in fields} <= listed
-    assert "train" not in listed and "train.variants" not in listed
+    assert "train" not in listed and "train.variants" not in listed and "train.seeds" not in listed
     section = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
-    assert set(section) == fields | {"variants"}  # every listed key is written (DVC needs it; budgets cannot apply)
+    assert set(section) == fields | {"variants", "seeds"}  # every listed key is written (DVC needs it; budgets cannot apply)
     assert ("train.budgets" in listed) == ("budgets" in section)
 
 
