@@ -93,6 +93,12 @@ class A2UMattingNet(BaseModule):
             (torchvision, official or own ResNet-34 keys; a local file or an https URL). Default: None (random).
         init_cfg (dict | list[dict] | None): MMEngine `init_cfg` of the whole network, applied by
             `init_weights()` after the spec-5.3 init and the encoder's. Default: None.
+        positive_head_init (bool): flip the sign of the last conv's initial weights when they sum to < 0, so the
+            raw alpha starts positively related to the head's (BN + LeakyReLU) activation. With the plain spec-5.3
+            draw about half the seeds start anti-correlated and a random-encoder run of a few hundred iterations
+            stays at the trimap-only level (alpha ≤ 0 everywhere; measured, README "Matting at CPU scale"). It
+            consumes no random draws. The CPU profiles set it; the paper profile keeps the plain init. Default:
+            False.
         width (float): channel multiplier of every layer; 1 is the paper's network. The CPU profiles use
             `MINI_WIDTH` (the same architecture at a quarter of the channels, labelled "mini" in every report):
             random-init training at CPU budgets does not learn at full width. Default: 1.0.
@@ -100,7 +106,8 @@ class A2UMattingNet(BaseModule):
 
     def __init__(self, upsampler: str = "bilinear", pair_cfg: Mapping[str, Any] | None = None, aspp: bool = True,
                  in_channels: int = 4, encoder_init_cfg: dict | None = None,
-                 init_cfg: dict | list[dict] | None = None, width: float = 1.0) -> None:
+                 init_cfg: dict | list[dict] | None = None, width: float = 1.0,
+                 positive_head_init: bool = False) -> None:
         super().__init__(init_cfg=init_cfg)
         if not isinstance(upsampler, str):
             raise TypeError(f"upsampler must be a pair name (str), got {type(upsampler).__name__}")
@@ -109,6 +116,7 @@ class A2UMattingNet(BaseModule):
         self.upsampler = upsampler
         self.in_channels = in_channels
         self.width = width
+        self.positive_head_init = bool(positive_head_init)
         channels = scaled_channels(width)
         self.pairs = nn.ModuleList(build_matting_pair(upsampler, c, pair_cfg, width) for c in channels)
         self.encoder = A2UResNetEncoder(in_channels, init_cfg=encoder_init_cfg, width=width)
@@ -134,6 +142,10 @@ class A2UMattingNet(BaseModule):
             elif isinstance(module, nn.modules.batchnorm._BatchNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        last = self.decoder.pred[-1].weight                      # the 1→1 3×3 conv that gives the raw alpha
+        if self.positive_head_init and float(last.detach().sum()) < 0:
+            with torch.no_grad():
+                last.neg_()
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_channels:

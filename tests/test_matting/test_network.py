@@ -254,3 +254,33 @@ def test_partial_or_mis_shaped_pretrained_load_is_an_error(tmp_path, damage):
     net = A2UMattingNet(upsampler=STANDIN, encoder_init_cfg=dict(type="Pretrained", checkpoint=str(path)))
     with pytest.raises(EncoderWeightsError, match="missing" if damage == "partial" else "shape-mismatched"):
         net.init_weights()
+
+
+def test_portable_dropout_draws_its_mask_with_torchs_own_generator() -> None:
+    """The ASPP dropout keeps `rand_like(x) >= p` (torch's generator on every CPU vendor; `nn.Dropout`'s
+    `bernoulli_` uses MKL's VSL on Intel only), scaled by 1/(1-p); identity in eval mode."""
+    from models.matting.aspp import ASPP, PortableDropout
+
+    x = torch.randn(2, 8, 5, 5)
+    drop = PortableDropout(0.5)
+    torch.manual_seed(3)
+    got = drop(x)
+    torch.manual_seed(3)
+    expected = x * (torch.rand_like(x) >= 0.5) / 0.5
+    assert torch.equal(got, expected)
+    assert torch.equal(drop.eval()(x), x) and torch.equal(PortableDropout(0.0)(x), x)
+    assert isinstance(ASPP(16, 16, branch_channels=16).dropout, PortableDropout)
+
+
+def test_mini_width_keeps_the_architecture_at_a_quarter_of_the_channels() -> None:
+    from models.matting.network import MINI_WIDTH
+
+    full, mini = A2UMattingNet("a2u"), A2UMattingNet("a2u", width=MINI_WIDTH)
+    assert [type(m).__name__ for m in full.modules()] == [type(m).__name__ for m in mini.modules()]
+    assert mini.pairs[0].op.downsampler.generator.norm_groups == 8  # 2 channels per GroupNorm group, as at width 1
+    assert sum(p.numel() for p in mini.parameters()) < sum(p.numel() for p in full.parameters()) / 10
+    assert mini(torch.zeros(1, 4, 32, 48)).shape == (1, 1, 32, 48)
+    with pytest.raises(ValueError, match="width"):
+        A2UMattingNet("bilinear", width=1.5)
+    with pytest.raises(ValueError, match="width 1"):
+        A2UMattingNet("bilinear", width=0.5, encoder_init_cfg=dict(type="Pretrained", checkpoint="x.pth"))
