@@ -21,6 +21,7 @@ pin_math_env()
 
 from pipeline.bench.describe import describe_pairs  # noqa: E402
 from pipeline.bench.dvc_metrics import bench_metrics, metric_files  # noqa: E402
+from pipeline.bench.reassembly import backend_label  # noqa: E402
 from pipeline.bench.run import matting_pair_factory, run_benchmark  # noqa: E402
 from pipeline.core.io import atomic_dir, remove_stale_temps, write_json  # noqa: E402
 from pipeline.core.logs import stage_logging  # noqa: E402
@@ -49,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, content in metric_files(headline).items():
                 write_json(tmp / name, content)
         met = [c for c in results["targets"]["checks"] if c["met"] is False]
+        log.info("A2U/A2D reassembly backend: %s", backend_label(results["ops"].get("reassembly_backend")))
+        for item in results["ops"].get("reassembly", []):
+            for direction, per in item.get("fused_vs_eager", {}).items():
+                log.info("fused vs pure PyTorch, %s at %s: forward %.1fx, forward+backward %.1fx", direction,
+                         item["shape"], per["fwd"]["speedup"], per["fwdbwd"]["speedup"])
         log.info("%s; %d performance target(s) missed (see %s/table.md)",
                  ", ".join(f"{k} {v:.3g}" for k, v in headline.items()) or "no ratio measured", len(met), args.out)
     return 0

@@ -4,7 +4,9 @@
 
 Reads params section `base` (the seed). Writes `run.json` and one small JSON (`pipeline.verify.checks.run_all`): matting
 metrics against the MATLAB reference on the embedded golden cases, the reassembly kernels against loop
-references (float64), gradcheck of their backward passes, parameter counts against the official code, and
+references (float64), gradcheck of their backward passes, which reassembly backend runs on CPU (the fused C++
+op `fused-cpp`, or `eager` pure PyTorch with the reason) and the fused op's parity with the pure-PyTorch kernels
+(float32, matting-like shape, forward and gradients), parameter counts against the official code, and
 ONNX/onnxruntime parity of an A2D/A2U pair. A failed check is recorded (`passed: false`) and ends the stage
 with exit status 1 after the file is written.
 """
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         timer.write(Path(args.out).parent, outputs=[Path(args.out).name])
         for name, result in checks.items():
             log.info("%-17s %s", name, {True: "passed", False: "FAILED", None: "not run"}[result.get("passed")])
+        backend = checks["fused_parity"]
+        log.info("CPU reassembly backend: %s%s", backend["backend"],
+                 f" ({backend['reason']})" if backend.get("reason") else "")
         failed = [name for name, result in checks.items() if result.get("passed") is False]
     if failed:
         print(f"verify: {', '.join(failed)} failed (see {args.out})", file=sys.stderr)

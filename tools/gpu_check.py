@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """GPU readiness check of the paper recipe: operator parity, operator timings, paper-config training speed.
 
-    python tools/gpu_check.py OUT_DIR            # one GPU, under 6 minutes; writes OUT_DIR/gpu_check.{json,md}
+    python tools/gpu_check.py OUT_DIR            # one GPU, under 7 minutes; writes OUT_DIR/gpu_check.{json,md}
     python tools/gpu_check.py OUT_DIR --quick    # tiny sizes, a few iterations, CPU or GPU (the test suite)
 
 It needs PyTorch (+ numpy) and the pure-Python wheels mmengine 0.10.7, mmcv-lite 2.1.0, addict, yapf,
@@ -11,7 +11,8 @@ and the paper config, never `pipeline`, DVC or DVCLive, and needs no network and
 Sections, each under its own time guard (a slow one is cut and recorded as `timeout`; the whole run stays
 under `--budget` seconds), results rewritten after each section so a run cut short still leaves them:
 1. env: versions, device, cudnn.benchmark / TF32 settings used below.
-2. parity: the A2U kernel generator, A2D, A2U and the a2u pair (down + up), forward and backward on the device
+2. parity: the A2U kernel generator, A2D, A2U, the a2u pair (down + up) and the pairs of A2U's successors (FADE,
+   FADE-Lite, SAPA-B, SAPA-G, DySample, DySample+: `SUCCESSOR_PAIR_NAMES`), forward and backward on the device
    against the CPU in float32 (TF32 off), max error relative to the output scale must be <= 1e-5; the bf16 and
    fp16 autocast errors against float32 are reported (not asserted).
 3. ops: forward and forward+backward time (CUDA events; perf_counter on CPU) of the a2u pair's down (generator +
@@ -21,6 +22,9 @@ under `--budget` seconds), results rewritten after each section so a run cut sho
    float32 as published, for bilinear and a2u: >= 100 timed iterations after a warm-up, iterations/s, peak memory
    and the projected hours for the paper's 180k iterations. cudnn.benchmark is the config's (`env_cfg`).
 5. train_amp: the same with MMEngine's `AmpOptimWrapper` (bf16 autocast) — a speed reference, not the recipe.
+6. successors: forward and forward+backward time of each successor's upsampler (its pair's `up`, kernel or offset
+   generation included) and of a2u's up, against bilinear, at the crop-512 matting shapes (last, so a cut here
+   leaves sections 1-5 whole; a case that would start after the soft deadline is recorded as not timed).
 """
 from __future__ import annotations
 
@@ -52,9 +56,12 @@ FULL = dict(parity=(2, 64, 64, 64), ops=[("enc/dec stage 0 at crop 512, batch 16
                                           ("enc/dec stage 3 at crop 512, batch 16", 16, 256, 64),
                                           ("stage 0 of a 2048² test image", 1, 64, 2048)],
             op_warmup=2, op_repeats=7, crop=None, batch=None, warmup=10, iters=100, amp_iters=50,
-            budgets=dict(env=15, parity=40, ops=70, train=160, train_amp=45))
+            successor_ops=[("enc/dec stage 0 at crop 512, batch 16", 16, 64, 512),
+                           ("enc/dec stage 3 at crop 512, batch 16", 16, 256, 64)],
+            budgets=dict(env=15, parity=50, ops=70, train=160, train_amp=45, successors=60))
 QUICK = dict(parity=(1, 32, 16, 16), ops=[("tiny", 1, 32, 32)], op_warmup=1, op_repeats=2, crop=32, batch=2,
-             warmup=1, iters=3, amp_iters=2, budgets=dict(env=15, parity=30, ops=30, train=60, train_amp=30))
+             warmup=1, iters=3, amp_iters=2, successor_ops=[("tiny", 1, 32, 32)],
+             budgets=dict(env=15, parity=30, ops=30, train=60, train_amp=30, successors=30))
 
 
 class SectionTimeout(Exception):
@@ -145,19 +152,28 @@ def section_env(result: dict, device: torch.device, cudnn_benchmark: bool) -> No
 
 
 # ------------------------------------------------------------------------------------------------ parity
+def _successors() -> tuple[str, ...]:
+    from models.ops.pairs import SUCCESSOR_PAIR_NAMES
+
+    return tuple(SUCCESSOR_PAIR_NAMES)
+
+
 def _parity_modules(channels: int) -> dict[str, torch.nn.Module]:
     from models.ops.a2u import A2D, A2U, A2UKernelGenerator
     from models.ops.pairs import build_pair
 
     torch.manual_seed(0)
-    return {"generator": A2UKernelGenerator(channels), "A2D": A2D(channels), "A2U (self-guided)": A2U(channels),
-            "a2u pair (down+up)": build_pair("a2u", channels)}
+    modules = {"generator": A2UKernelGenerator(channels), "A2D": A2D(channels), "A2U (self-guided)": A2U(channels),
+               "a2u pair (down+up)": build_pair("a2u", channels)}
+    for name in _successors():
+        modules[f"{name} pair (down+up)"] = build_pair(name, channels)
+    return modules
 
 
 def _forward(name: str, module: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     if name == "generator":
         return list(module(x))
-    if name.startswith("a2u pair"):
+    if name.endswith(" pair (down+up)"):
         low, state = module.down(x)
         return [low, module.up(low, state)]
     return [module(x)]
@@ -289,6 +305,54 @@ def section_ops(result: dict, device: torch.device, shapes: list, warmup: int, r
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b <= 0 else a / b
+
+
+def section_successors(result: dict, device: torch.device, shapes: list, warmup: int, repeats: int) -> None:
+    """Forward and forward+backward times of each successor's `up` (and a2u's) against bilinear ×2."""
+    import torch.nn.functional as F
+
+    from models.ops.pairs import build_pair
+
+    result.update(timer="CUDA events" if device.type == "cuda" else "time.perf_counter", unit="ms (median)",
+                  rows=[], note="x: N×C×H×W encoder feature, z: N×C×H/2×W/2 decoder feature; each pair's up(z, "
+                                "state), state from its down(x): FADE and SAPA generate their kernels from x and z "
+                                "inside up, DySample its offsets from z; a2u's up only reassembles (its kernels "
+                                "come from its down). Ratios: time / bilinear ×2's. '-': not timed (time guard).")
+    for label, n, c, h in shapes:
+        torch.manual_seed(0)
+        x = torch.randn(n, c, h, h, device=device)
+        z = torch.randn(n, c, h // 2, h // 2, device=device)
+        cases: dict[str, Callable[[], Any]] = {
+            "bilinear ×2": lambda: F.interpolate(z, scale_factor=2, mode="bilinear", align_corners=False)}
+        for name in ("a2u",) + _successors():
+            pair = build_pair(name, c).to(device)
+            with torch.no_grad():
+                _, state = pair.down(x)
+            cases[f"{name} up"] = lambda pair=pair, state=state: pair.up(z, state)
+        base: dict[str, float | None] = {}
+        for case, fn in cases.items():
+            row: dict[str, Any] = {"shape": label, "n": n, "c": c, "h": h, "operator": case}
+            for kind in ("fwd", "fwd+bwd"):
+                if time.monotonic() > result["soft_deadline"]:
+                    row[kind] = None
+                    continue
+                if kind == "fwd":
+                    with torch.no_grad():
+                        row[kind] = _timer(device, fn, warmup, repeats, result["soft_deadline"])
+                else:
+                    def fwd_bwd(fn=fn) -> None:
+                        z.requires_grad_(True)
+                        fn().sum().backward()
+                        z.grad = None
+                        z.requires_grad_(False)
+
+                    row[kind] = _timer(device, fwd_bwd, warmup, repeats, result["soft_deadline"])
+                if case == "bilinear ×2":
+                    base[kind] = row[kind]
+                row[f"{kind} ratio vs bilinear"] = _ratio(row[kind], base.get(kind))
+            result["rows"].append(row)
+        say(f"successors: {label} (N={n}, C={c}, H={h}): fwd+bwd ms " + ", ".join(
+            f"{r['operator']} {_fmt(r['fwd+bwd'])}" for r in result["rows"] if r["shape"] == label))
 
 
 # ------------------------------------------------------------------------------------------------ train
@@ -431,6 +495,10 @@ def render_markdown(data: dict) -> str:
                     "up ratio vs bilinear fwd+bwd", "down ratio vs avg-pool fwd", "up ratio vs bilinear fwd"]
             lines += [f"{result.get('note', '')} Times in {result.get('unit')}, {result.get('timer')}.", ""]
             lines += _table(result.get("rows", []), keys)
+        elif name == "successors":
+            lines += [f"{result.get('note', '')} Times in {result.get('unit')}, {result.get('timer')}.", ""]
+            lines += _table(result.get("rows", []), ["shape", "operator", "fwd", "fwd+bwd", "fwd ratio vs bilinear",
+                                                     "fwd+bwd ratio vs bilinear"])
         else:
             lines += [f"Config `{result.get('config')}`; {result.get('data')}; encoder {result.get('encoder')}; "
                       f"{result.get('step')}.", ""]
@@ -451,12 +519,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and a few iterations (CPU is fine)")
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--budget", type=float, default=None,
-                        help="seconds for the whole run (default: 330 full, 150 quick)")
+                        help="seconds for the whole run (default: 390 full, 180 quick)")
     parser.add_argument("--cudnn-benchmark", choices=["config", "on", "off"], default="config",
                         help="torch.backends.cudnn.benchmark for the timings (default: the paper config's env_cfg)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    deadline = args.budget if args.budget is not None else (150.0 if args.quick else 330.0)
+    deadline = args.budget if args.budget is not None else (180.0 if args.quick else 390.0)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     probe = args.out_dir / ".write-probe"
@@ -487,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report.data["sections"]["train_amp"] = {"status": "skipped", "reason": "MMEngine's AmpOptimWrapper needs "
                                                 "a GPU", "elapsed_s": 0.0, "budget_s": 0.0}
+    run_section(report, "successors", budgets["successors"], deadline,
+                lambda r: section_successors(r, device, sizes["successor_ops"], sizes["op_warmup"],
+                                             sizes["op_repeats"]))
     report.data["imported_top_level_modules"] = sorted({m.split(".")[0] for m in sys.modules})
     report.write()
     statuses = {name: s["status"] for name, s in report.data["sections"].items()}

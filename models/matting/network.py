@@ -20,7 +20,8 @@ exactly the earlier plain-`nn.Module` behaviour (same draws, same order).
 Deliberate choices, against the official code:
     - plain BatchNorm + LeakyReLU(0.01) instead of inplace-ABN (same parameters and maths);
     - the spec 5.3 initialisation is applied to every Conv2d of the network, the pairs' included (as the
-      official `_initialize_weights` does over `named_modules()`);
+      official `_initialize_weights` does over `named_modules()`), except inside modules that set
+      `keeps_own_init` (DySample, which its authors never ran on this network);
     - a space-to-depth pair (pixel shuffle) is adapted with 1×1 convs (see `ChannelPreservingPair`).
 """
 from __future__ import annotations
@@ -133,8 +134,15 @@ class A2UMattingNet(BaseModule):
         self._is_init = True
 
     def spec_init(self) -> None:
-        """Spec 5.3: every Conv2d xavier_normal (gain sqrt(2/(1+0.01²))) with zero bias; BN γ=1, β=0."""
+        """Spec 5.3: every Conv2d xavier_normal (gain sqrt(2/(1+0.01²))) with zero bias; BN γ=1, β=0.
+
+        Modules that set `keeps_own_init = True` (DySample: its N(0, 0.001²) offsets start it as bilinear, where
+        this init would scatter its sampling points by tens of pixels) keep the initialisation they were built with.
+        """
+        kept = {id(m) for owner in self.modules() if getattr(owner, "keeps_own_init", False) for m in owner.modules()}
         for module in self.modules():
+            if id(module) in kept:
+                continue
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_normal_(module.weight, gain=INIT_GAIN)
                 if module.bias is not None:

@@ -1,4 +1,4 @@
-"""Operator pairs: the paired down/up interface, its registry helpers and the nine registered pairs.
+"""Operator pairs: the paired down/up interface, its registry helpers and the registered pairs.
 
 A pair is an `nn.Module` built from `OPERATOR_PAIRS` by name (see `PAIR_NAMES`), for a feature with `channels`
 channels:
@@ -45,6 +45,25 @@ changes one thing against `a2u` (shared u, v, rank d=1, up kernel s=3, A2D windo
 'avgpool' or 'maxpool' as for the interpolation pairs (a2u-maxpool is a2u-avgpool with `down='maxpool'`).
 a2u-softmax and a2u-sumnorm (`a2u` with another `up_norm`, see `A2UKernelGenerator`) lift the official bound
 [0.044, 0.254] on every s = 3 up weight; their down kernels and parameters are `a2u`'s (`UP_NORM_PAIR_NAMES`).
+
+A2U's successors (`SUCCESSOR_PAIR_NAMES`; registered, not in `PAIR_NAMES`, so they run only when named, e.g.
+`-S 'train.variants=[fade,sapa,dysample]'`), placed as their authors placed them on the A2U matting codebase: every
+downsampling a 2×2 max-pool (`down='avgpool'` switches), every upsampling the successor. FADE and SAPA are guided
+by the encoder feature before the paired downsampling (the state, as the guide of A2U); DySample, which its
+authors never ran on matting, is decoder-only. Parameters at C=64 (operator alone = the pair), and over bilinear
+in the A2U matting network at width 1 (C = 256, 128, 64, 64):
+
+| name | down(x) -> (low, state) | up(z, state) | params at C=64 | matting net |
+|---|---|---|---|---|
+| fade | 2×2 max-pool; state = x | `FADE(z, x)`: semi-shift kernels (d=64, k_up=5), CARAFE, gate | 22,746 | +124,008 |
+| fade-lite | as fade | `FADE(lite=True)`: depthwise kernel generator (d=25) | 3,540 | +27,216 |
+| sapa | as fade | `SAPA(z, x)`: SAPA-B, LN'd q/k (d=64), 5×5 similarity, softmax, reassembly | 8,576 | +68,096 |
+| sapa-g | as fade | `SAPA(q_mode='gate')`: SAPA-G, gated encoder/decoder query | 12,801 | +101,636 |
+| dysample | 2×2 max-pool, no state | `DySample(z)`: 'lp', 4 groups, static scope 0.25 | 2,080 | +16,512 |
+| dysample-plus | as dysample | `DySample(dyscope=True)`: DySample+ | 4,128 | +32,896 |
+
+(SAPA's matting settings are unpublished; `compressed_channels=32` gives +35,072 / +52,100, the d the SAPA
+README's "+0.04M" for SAPA-B fits.)
 """
 from __future__ import annotations
 
@@ -58,8 +77,11 @@ from torch import nn
 from models.ops.a2u import A2D, A2U, A2UKernelGenerator
 from models.ops.basic import DeconvUp, MaxPoolDown, StridedConvDown, max_unpool2x
 from models.ops.carafe import CARAFETorch
+from models.ops.dysample import DySample
+from models.ops.fade import FADE
 from models.ops.indexnet import IndexNetDown, IndexNetUp
 from models.ops.kernels import a2u_upsample
+from models.ops.sapa import SAPA
 from models.registry import OPERATOR_PAIRS
 
 #: Pair names as in `toy_protocol.md`, in table order.
@@ -71,6 +93,8 @@ ABLATION_PAIR_NAMES = ("a2u-avgpool", "a2u-maxpool", "a2u-self", "a2u-d2", "a2u-
 #: Ablations of A2U's up-kernel normalisation (`up_norm`), registered but run only when named.
 #: The ablations of the up-kernel normalisation (softmax over sigmoid outputs in the official code).
 UP_NORM_PAIR_NAMES = ("a2u-softmax", "a2u-sumnorm")
+#: A2U's successors (FADE, SAPA, DySample), registered but run only when named.
+SUCCESSOR_PAIR_NAMES = ("fade", "fade-lite", "sapa", "sapa-g", "dysample", "dysample-plus")
 
 
 class OperatorPair(nn.Module):
@@ -358,3 +382,95 @@ class A2USelfGuidedPair(_PooledPair):
 
     def up(self, x: torch.Tensor, state: Any = None) -> torch.Tensor:
         return self.upsampler(x)
+
+
+class _SuccessorPair(_PooledPair):
+    """Base of the successor pairs: 2×2 max-pooling down (the authors' placement; `down='avgpool'` switches).
+
+    `defaults` holds the keyword values that tell a registered variant from its base (None takes them).
+    """
+
+    defaults: dict[str, Any] = {}
+
+    @classmethod
+    def _resolve(cls, **given: Any) -> list[Any]:
+        return [cls.defaults[name] if value is None else value for name, value in given.items()]
+
+
+@OPERATOR_PAIRS.register_module(name="fade")
+class FadePair(_SuccessorPair):
+    """Max-pool down, state = the encoder feature x (N×C×H×W); up = `FADE(z, x)`. Keywords as in `FADE`."""
+
+    defaults = {"lite": False}
+
+    def __init__(self, channels: int, down: str = "maxpool", up_kernel: int = 5, up_group: int = 1,
+                 encoder_kernel: int = 3, compressed_channels: int = 64, lite: bool | None = None,
+                 gating: bool = True) -> None:
+        super().__init__(channels, down)
+        (lite,) = self._resolve(lite=lite)
+        self.upsampler = FADE(channels, scale_factor=2, up_kernel=up_kernel, up_group=up_group,
+                              encoder_kernel=encoder_kernel, compressed_channels=compressed_channels, lite=lite,
+                              gating=gating)
+
+    def down(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return super().down(x)[0], x
+
+    def up(self, x: torch.Tensor, state: Any) -> torch.Tensor:
+        return self.upsampler(x, state)
+
+
+@OPERATOR_PAIRS.register_module(name="fade-lite")
+class FadeLitePair(FadePair):
+    """As `fade` with FADE-Lite (depthwise kernel generator, 51C + 276 parameters)."""
+
+    defaults = {"lite": True}
+
+
+@OPERATOR_PAIRS.register_module(name="sapa")
+class SapaPair(_SuccessorPair):
+    """Max-pool down, state = the encoder feature x; up = `SAPA(z, x)` (SAPA-B). Keywords as in `SAPA`."""
+
+    defaults = {"q_mode": "encoder_only"}
+
+    def __init__(self, channels: int, down: str = "maxpool", up_kernel: int = 5, compressed_channels: int = 64,
+                 qkv_bias: bool = True, q_mode: str | None = None) -> None:
+        super().__init__(channels, down)
+        (q_mode,) = self._resolve(q_mode=q_mode)
+        self.upsampler = SAPA(channels, scale_factor=2, up_kernel=up_kernel,
+                              compressed_channels=compressed_channels, qkv_bias=qkv_bias, q_mode=q_mode)
+
+    def down(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return super().down(x)[0], x
+
+    def up(self, x: torch.Tensor, state: Any) -> torch.Tensor:
+        return self.upsampler(x, state)
+
+
+@OPERATOR_PAIRS.register_module(name="sapa-g")
+class SapaGatedPair(SapaPair):
+    """As `sapa` with SAPA-G (`q_mode='gate'`: gated encoder/decoder query)."""
+
+    defaults = {"q_mode": "gate"}
+
+
+@OPERATOR_PAIRS.register_module(name="dysample")
+class DySamplePair(_SuccessorPair):
+    """Max-pool down (no state); up = `DySample(z)` ('lp', 4 groups). Keywords as in `DySample`."""
+
+    defaults = {"dyscope": False}
+
+    def __init__(self, channels: int, down: str = "maxpool", style: str = "lp", up_group: int = 4,
+                 dyscope: bool | None = None) -> None:
+        super().__init__(channels, down)
+        (dyscope,) = self._resolve(dyscope=dyscope)
+        self.upsampler = DySample(channels, scale_factor=2, style=style, up_group=up_group, dyscope=dyscope)
+
+    def up(self, x: torch.Tensor, state: Any = None) -> torch.Tensor:
+        return self.upsampler(x)
+
+
+@OPERATOR_PAIRS.register_module(name="dysample-plus")
+class DySamplePlusPair(DySamplePair):
+    """As `dysample` with DySample+ (dynamic scope)."""
+
+    defaults = {"dyscope": True}

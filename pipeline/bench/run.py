@@ -17,7 +17,7 @@ from pipeline.bench.budget import TimeBudget
 from pipeline.bench.networks import bench_networks
 from pipeline.bench.ops import bench_shape, default_operators, default_pair_factory
 from pipeline.bench.plot import plot_ratios
-from pipeline.bench.reassembly import bench_reassembly
+from pipeline.bench.reassembly import backend_label, bench_reassembly, reassembly_backend
 from pipeline.bench.shapes import OpShape, plan_shapes
 from pipeline.bench.steps import StepCase, bench_cases, build_step, case_median
 from pipeline.bench.tables import render_markdown
@@ -85,7 +85,8 @@ def run_operator_bench(cfg: BenchParams, seed: int, device: torch.device, factor
         start = time.perf_counter()
         reassembly.append(bench_reassembly(shape, repeats, device, seed, implementations))
         budget.record(shape.elements, time.perf_counter() - start)
-    return {"operators": operators, "shapes": results, "skipped": skipped, "reassembly": reassembly,
+    return {"operators": operators, "reassembly_backend": reassembly_backend(device), "shapes": results,
+            "skipped": skipped, "reassembly": reassembly,
             "reassembly_skipped": reassembly_skipped, "repeats": repeats,
             "memory_method": results[0]["memory_method"] if results else None,
             "interleaving": "round-robin over operators (+ baselines) per repeat, start rotated each round"}
@@ -166,10 +167,12 @@ def run_benchmark(cfg: BenchParams, base: BaseParams, out_dir: str | Path, netwo
               f"torch {torch.__version__}, profile `{base.profile}`; timed with {what}. Operator tables: "
               f"{torch.get_num_threads()} thread(s), median of {cfg.repeats} interleaved repeats; training steps: "
               f"median of {cfg.step_repeats}, network forward: median of {cfg.network_repeats} interleaved "
-              f"repeats, at {', '.join(map(str, cfg.ratio_threads))} thread(s). 1-min load average "
+              f"repeats, at {', '.join(map(str, cfg.ratio_threads))} thread(s). A2U/A2D reassembly backend: "
+              f"{backend_label(ops['reassembly_backend'])}. 1-min load average "
               f"{load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end (a load above the core count "
               f"means other processes shared the cores).")
-    write_json(out_dir / "targets.json", {**targets, "metrics_seconds": metrics,
+    write_json(out_dir / "targets.json", {**targets, "reassembly_backend": ops["reassembly_backend"],
+                                          "metrics_seconds": metrics,
                                           "load_average_1min_start_end": [load_before[0], load_after[0]]})
     write_text(out_dir / "table.md", render_markdown(ops, nets, metrics, targets, header, steps, floor))
     if ops["shapes"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.bench.ops import DOWN_BASELINE, MODES, UP_BASELINE
+from pipeline.bench.reassembly import backend_label
 
 MODE_TITLES = {"up_fwd": "upsampling, forward (ratio to F.interpolate bilinear)",
                "up_fwdbwd": "upsampling, forward+backward (ratio to F.interpolate bilinear)",
@@ -59,6 +60,22 @@ def reassembly_table(items: list[dict[str, Any]]) -> str:
                              f"{entry.get('max_abs_diff_vs_unfold', float('nan')):.1e}"])
     return _md_table(["shape", "implementation", "median ms", "speed-up vs unfold", "extra mem / output",
                       "max |Δ| vs unfold"], rows) + "\n"
+
+
+def fused_vs_eager_table(items: list[dict[str, Any]]) -> str:
+    """Fused C++ op against the pure-PyTorch kernels, same run: median ms of each and the speed-up."""
+    titles = {"up": "A2U up (a2u_upsample)", "down": "A2D down (a2d_downsample)"}
+    modes = {"fwd": "forward", "fwdbwd": "forward+backward"}
+    rows = []
+    for item in items:
+        for direction, per in item.get("fused_vs_eager", {}).items():
+            for mode, entry in per.items():
+                rows.append([shape_label(item["shape"]), titles.get(direction, direction), modes.get(mode, mode),
+                             f"{entry['fused_median_s'] * 1e3:.2f}", f"{entry['eager_median_s'] * 1e3:.2f}",
+                             f"{entry['speedup']:.1f}×"])
+    if not rows:
+        return "_the pure-PyTorch kernels were not timed beside a fused op (no fused backend in this run)_\n"
+    return _md_table(["shape", "op", "mode", "fused ms", "pure PyTorch ms", "speed-up"], rows) + "\n"
 
 
 def network_table(nets: dict[str, Any]) -> str:
@@ -148,13 +165,19 @@ def render_markdown(ops: dict[str, Any], nets: dict[str, Any] | None, metrics: d
     if floor is not None:
         parts += ["## Floor: where an A2U training step spends its time (torch.profiler, CPU)\n",
                   floor_section(floor)]
-    parts += ["## Operator pairs: time ratios\n", f"Peak memory method: {ops.get('memory_method', 'n/a')}.\n",
-              operator_ratio_tables(ops)]
+    backend = backend_label(ops.get("reassembly_backend"))
+    parts += ["## Operator pairs: time ratios\n", f"Peak memory method: {ops.get('memory_method', 'n/a')}. "
+              f"A2U/A2D reassembly in these tables: {backend}.\n", operator_ratio_tables(ops)]
     if ops["shapes"]:
         parts += [peak_memory_table(ops, "up_fwdbwd"), peak_memory_table(ops, "down_fwdbwd")]
     parts += ["### Skipped operator shapes\n", skipped_list(ops["skipped"])]
     if ops.get("reassembly"):
-        parts += ["## Reassembly alone: fast vs unfold\n", reassembly_table(ops["reassembly"])]
+        parts += ["## Reassembly alone: fast vs unfold\n", f"Backend of a2u_upsample / a2d_downsample: {backend}; "
+                  "`*_eager`: the pure-PyTorch kernels (fused_cpu.fallback()), timed in the same round.\n",
+                  reassembly_table(ops["reassembly"])]
+        if any("fused_vs_eager" in item for item in ops["reassembly"]):
+            parts += ["### Fused C++ op vs pure PyTorch (same run, interleaved; forward+backward: both "
+                      "gradients)\n", fused_vs_eager_table(ops["reassembly"])]
     if ops.get("reassembly_skipped"):
         parts += ["### Skipped reassembly shapes\n", skipped_list(ops["reassembly_skipped"])]
     if nets is not None:

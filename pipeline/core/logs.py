@@ -199,7 +199,8 @@ def native_stderr_to_log(logger: logging.Logger) -> Iterator[None]:
 class ConsoleProgressHook(Hook):
     """Console progress for long runs: a line every `interval_s` seconds and one per validation.
 
-    Lines go to the `pipeline.progress` Python logger (the console handler of `setup_logging`), never to the
+    Validations of the first `interval_s` seconds are held back and printed before the first progress line, so
+    a long run shows every validation and a short run still prints nothing. Lines go to the `pipeline.progress` Python logger (the console handler of `setup_logging`), never to the
     MMEngine log file, which has MMEngine's own lines. A run shorter than `interval_s` prints nothing.
 
     Args:
@@ -213,10 +214,12 @@ class ConsoleProgressHook(Hook):
         self.logger = logging.getLogger(PROGRESS_LOGGER)
         self._start = self._last = 0.0
         self._first_iter = 0
+        self._held: list[str] = []
 
     def before_train(self, runner: Any) -> None:
         self._start = self._last = time.perf_counter()
         self._first_iter = runner.iter
+        self._held = []
 
     def _long_enough(self) -> bool:
         return time.perf_counter() - self._start >= self.interval_s
@@ -226,6 +229,9 @@ class ConsoleProgressHook(Hook):
         if now - self._last < self.interval_s:
             return
         self._last = now
+        for line in self._held:
+            self.logger.info(line)
+        self._held = []
         done, total = runner.iter + 1, runner.max_iters
         elapsed = now - self._start
         rate = elapsed / max(done - self._first_iter, 1)
@@ -240,12 +246,16 @@ class ConsoleProgressHook(Hook):
         self.logger.info("  ".join(parts))
 
     def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
-        if not metrics or not self._long_enough():
+        if not metrics:
             return
         shown = ", ".join(f"{key.split('/')[-1]} {value:.4g}" for key, value in metrics.items()
                           if isinstance(value, (int, float)))
         where = f"epoch {runner.epoch}" if _by_epoch(runner) else f"iteration {runner.iter}"
-        self.logger.info("validation at %s: %s", where, shown)
+        line = f"validation at {where}: {shown}"
+        if self._long_enough():
+            self.logger.info(line)
+        else:
+            self._held.append(line)
 
 
 class QuietConsoleMixin:

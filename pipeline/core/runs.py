@@ -420,7 +420,9 @@ def scale_schedule(cfg: Config, new_max: int) -> list[int]:
     """Shorten the config's training loop to `new_max` iterations (or epochs) and scale its milestones alike.
 
     Milestone m of a config written for `max` becomes round(m · new_max / max); those outside [1, new_max) do
-    nothing and are dropped. Returns the milestones of the first MultiStep-style scheduler (for the record).
+    nothing and are dropped. A scheduler's own span (`begin`, `end`, `T_max` of e.g. CosineAnnealingLR) scales
+    the same way, so a cosine written for the whole run still ends at the new last iteration. Returns the
+    milestones of the first MultiStep-style scheduler (for the record).
     """
     key = "max_iters" if "max_iters" in cfg.train_cfg else "max_epochs"
     old_max = int(cfg.train_cfg[key])
@@ -433,6 +435,9 @@ def scale_schedule(cfg: Config, new_max: int) -> list[int]:
             scaled = sorted({round(m * new_max / old_max) for m in scheduler["milestones"]})
             scheduler["milestones"] = [m for m in scaled if 1 <= m < new_max]
             scaled_first = scheduler["milestones"] if scaled_first is None else scaled_first
+        for key in ("begin", "end", "T_max"):
+            if scheduler.get(key) is not None and scheduler[key] < 10 ** 9:   # MMEngine's "until the end": INF
+                scheduler[key] = max(round(scheduler[key] * new_max / old_max), 1 if key == "T_max" else 0)
     return scaled_first or []
 
 

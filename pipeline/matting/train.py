@@ -307,11 +307,14 @@ def recipe(cfg: Config) -> dict[str, Any]:
     network = cfg.model.get("network") or {}
     init = network.get("encoder_init_cfg") or None
     milestones = next((s.get("milestones") for s in cfg.get("param_scheduler") or [] if "milestones" in s), None)
+    ema = next((h for h in cfg.get("custom_hooks") or [] if h.get("type") == "EMAHook"), None)
     return {"upsampler": network.get("upsampler"), "width": float(network.get("width", 1.0)),
             "seed": int(cfg.randomness.seed), "iters": int(cfg.train_cfg.max_iters),
             "val_interval": int(cfg.train_cfg.val_interval), "crop": int(cfg.crop_size),
             "batch_size": int(cfg.total_batch_size), "batch_per_process": int(cfg.train_dataloader.batch_size),
             "lr": float(cfg.optim_wrapper.optimizer.lr), "milestones": list(milestones or []),
+            "lr_schedule": [s.get("type") for s in cfg.get("param_scheduler") or []],
+            "ema_momentum": float(ema.get("momentum", 0.0002)) if ema else None,
             "num_workers": int(cfg.train_dataloader.num_workers), "val_source": cfg.get("val_source"),
             "encoder_weights": init.get("checkpoint") if isinstance(init, dict) else None}
 
@@ -381,6 +384,17 @@ def _concatenate_logs(work_dir: Path, target: Path) -> None:
     target.write_text("".join(parts))
 
 
+def validation_curve(dvclive_dir: Path, metric: str = "sad") -> dict[str, list] | None:
+    """{'iters': [...], 'sad': [...]} from DVCLive's plots/metrics/val/<metric>.tsv (None without validation)."""
+    tsv = Path(dvclive_dir) / "plots" / "metrics" / "val" / f"{metric}.tsv"
+    if not tsv.is_file():
+        return None
+    rows = [line.split("\t") for line in tsv.read_text().splitlines()[1:] if line.strip()]
+    by_iter = {int(float(row[-2])): float(row[-1]) for row in rows}   # columns: [timestamp,] step, value
+    iters = sorted(by_iter)
+    return {"iters": iters, metric: [by_iter[i] for i in iters]}
+
+
 @master_only
 def export_training(result: TrainResult, out_dir: str | Path, summary: dict[str, Any], timer: Any = None) -> Path:
     """Write `last.pth`, `best.pth` (only when the run validated), `config.py`, `train_log.txt`, `dvclive/`,
@@ -410,6 +424,7 @@ def export_training(result: TrainResult, out_dir: str | Path, summary: dict[str,
             **summary, "final_val": result.final_val, "validation": {"source": val_source} if best else None,
             "checkpoints": checkpoints, "best_iter": checkpoints.get("best", {}).get("iter"),
             "last_iter": checkpoints["last"]["iter"], "encoder_init": result.encoder_init,
+            "val_curve": validation_curve(tmp / "dvclive"),
             "resumed_from": str(result.resumed_from) if result.resumed_from else None,
             "work_dir": str(result.work_dir)})
         if timer is not None:

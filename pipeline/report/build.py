@@ -2,8 +2,9 @@
 
 Sections, in order: *at a glance* (what this run can and cannot say about the paper's claim, whether the
 A2U-vs-bilinear difference is significant over training seeds, the seed spread, and what was verified), paper
-vs this run (matting), the matting variants over seeds, evaluation-only sets and tiling, figures, the toy study,
-where this reproduction and the paper disagree, operator speed, provenance (with the host of the matting runs).
+vs this run (matting; with the networks' parameters and MACs, `pipeline.report.complexity`), the matting
+variants over seeds, evaluation-only sets and tiling, figures, the toy study, where this reproduction and the
+paper disagree, operator speed, provenance (with the host of the matting runs).
 Every number goes through `SourceReader`, so `results/report/cells.json` lists each printed cell with the file
 and key it came from (numbers computed from several, like a paired difference, with all their inputs); every
 matting number names its checkpoint. The matting results are read per seed (`pipeline.report.seed_tables`).
@@ -21,6 +22,7 @@ import yaml
 from pipeline.core.params import BaseParams
 from pipeline.report import plots
 from pipeline.report.cells import Cell, SourceReader, Table, fmt_number
+from pipeline.report.complexity import complexity_table
 from pipeline.report.params import ReportParams
 from pipeline.report.seed_tables import (BASELINE, checkpoint_cell, checkpoint_label, disagreement_section,
                                          eval_path, is_aggregate, matting_hosts, matting_table, network_width,
@@ -161,13 +163,15 @@ def claim_table(results: Path, reader: SourceReader, paper_json: Path) -> tuple[
 
 
 def smoke_demonstration(results: Path, reader: SourceReader, reasons: list[str] | None = None,
-                        margin: float = 0.8) -> str | None:
-    """A sentence saying why this run's matting numbers only demonstrate the pipeline, or None.
+                        margin: float = 0.8) -> dict | None:
+    """{'label', 'text'}: what this run's matting numbers are, when they are not the paper's setting; else None.
 
-    It is one when every evaluated variant's test SAD is within `margin` of the trimap-only baseline's (the
-    networks have not learnt to matte), or when the training budget differs from the paper's (`reasons` of
-    the paper-vs-run table: iterations, crop or batch size): then the variants' SADs, the trimap-only SAD and
-    the spread over test images are stated, so a reader sees how small the difference is.
+    - label "Smoke demonstration": every evaluated variant's test SAD is within `margin` of the trimap-only
+      baseline's (the networks have not learnt to matte): the numbers only demonstrate the pipeline;
+    - label "CPU-scale measurement": the networks learnt, but the training budget differs from the paper's
+      (`reasons` of the paper-vs-run table: iterations, crop or batch size): a comparison at this budget only.
+    The text states the variants' SADs, the trimap-only SAD and the paired interval over seeds (or, from one
+    seed, the spread over test images), so a reader sees how large the difference is.
     """
     scores, spreads, trivial, seeds = {}, {}, None, set()
     for variant in _variants(results, "eval"):
@@ -182,18 +186,20 @@ def smoke_demonstration(results: Path, reader: SourceReader, reasons: list[str] 
         return None
     shown = ", ".join(f"{v} {sad:.2f}" for v, sad in sorted(scores.items()))
     if trivial and all(sad >= margin * trivial for sad in scores.values()):
-        return (f"The matting networks of this run have not learnt to matte: their test SAD ({shown}) is within "
-                f"{1 - margin:.0%} of, or above, what the trimap alone scores ({trivial:.2f}, unknown region "
-                "predicted as background). At this budget the matting stages are a smoke demonstration of the "
-                "pipeline.")
+        return {"label": "Smoke demonstration",
+                "text": f"The matting networks of this run have not learnt to matte: their test SAD ({shown}) is "
+                        f"within {1 - margin:.0%} of, or above, what the trimap alone scores ({trivial:.2f}, unknown "
+                        "region predicted as background). At this budget the matting stages are a smoke "
+                        "demonstration of the pipeline."}
     budget = [r for r in (reasons or []) if r in ("training iterations", "training crop", "batch size")]
     if not budget:
         return None
     n_seeds = max(seeds)
     runs = "from one seed" if n_seeds == 1 else f"over {n_seeds} training seeds"
     text = (f"The matting networks are trained on a budget unlike the paper's ({', '.join(budget)} differ), "
-            f"{runs}: the matting stages are a smoke demonstration of the pipeline, not a comparison of "
-            f"operators at the paper's setting. Test SAD {shown}" + (" (means over seeds)" if n_seeds > 1 else ""))
+            f"{runs}, and learnt to matte (test SAD below {margin:.0%} of the trimap-only score): a comparison of "
+            f"the operators at this budget, not at the paper's setting. Test SAD {shown}"
+            + (" (means over seeds)" if n_seeds > 1 else ""))
     if trivial:
         text += f"; the trimap alone scores {trivial:.2f}"
     stds = [v for v in spreads.values() if v is not None]
@@ -206,7 +212,7 @@ def smoke_demonstration(results: Path, reader: SourceReader, reasons: list[str] 
     elif n_seeds == 1 and len(scores) > 1 and stds and gap < min(stds):
         text += (f"; the difference between the variants ({gap:.2f}) is smaller than the spread over the test "
                  f"images (std {min(stds):.2f} to {max(stds):.2f})")
-    return text + "."
+    return {"label": "CPU-scale measurement", "text": text + "."}
 
 
 def verification_table(results: Path, reader: SourceReader) -> Table | None:
@@ -238,13 +244,33 @@ def verification_table(results: Path, reader: SourceReader) -> Table | None:
                              fmt=lambda v: f"{sci(v)} (all {mp['full_set']['n_cases']} cases: test suite¹)"),
                   status("metric_parity"))
     if "operator_parity" in checks:
+        paths = "fused C++, blocked, autograd and export paths" if checks["operator_parity"].get("fused") \
+            else "fast, autograd and export paths"
         table.add(VERIFY_TITLES["operator_parity"],
                   reader.get(path, "checks", "operator_parity", "max_abs_error",
-                             fmt=lambda v: f"{sci(v)} max |Δ| (fast, autograd and export paths; G = 1, 2)"),
+                             fmt=lambda v: f"{sci(v)} max |Δ| ({paths}; G = 1, 2)"),
                   reader.get(path, "checks", "operator_parity", "tolerance", fmt=sci), status("operator_parity"))
     if "gradients" in checks:
-        table.add(VERIFY_TITLES["gradients"], "upsampling and downsampling", "torch.autograd.gradcheck",
+        fused = " (pure PyTorch and fused C++)" if "up_fused" in checks["gradients"] else ""
+        table.add(VERIFY_TITLES["gradients"], f"upsampling and downsampling{fused}", "torch.autograd.gradcheck",
                   status("gradients"))
+    if "fused_parity" in checks:   # which reassembly backend ran on CPU, and the fused op against pure PyTorch
+        fp = checks["fused_parity"]
+        # plain text (traced cells show numbers): the backend, and why it is eager
+        backend = {"fused-cpp": "fused C++ op (fused-cpp)", "eager": "pure PyTorch (eager)"}.get(
+            fp.get("backend"), str(fp.get("backend"))) + (f": {fp['reason']}" if fp.get("reason") else "")
+        table.add("reassembly backend of eager CPU calls", backend,
+                  "fused-cpp when built; A2U_FUSED_CPU=0 forces eager", str(fp.get("backend")))
+        title = "fused C++ reassembly op against pure PyTorch (float32, output and gradients)"
+        if fp.get("passed") is None:
+            table.add(title, fp.get("skipped", "not run"), "", "not run")
+        else:
+            shape = fp.get("shape", {})
+            table.add(title,
+                      reader.get(path, "checks", "fused_parity", "max_rel_error",
+                                 fmt=lambda v: f"{sci(v)} max relative |Δ| (A2U up, A2D down; N = {shape.get('batch')}"
+                                               f", C = {shape.get('channels')}, R = {shape.get('size')})"),
+                      reader.get(path, "checks", "fused_parity", "tolerance", fmt=sci), status("fused_parity"))
     if "parameter_counts" in checks:
         counts = checks["parameter_counts"]
         for group, name, title in PARAMETER_ROWS:
@@ -291,8 +317,8 @@ def paper_vs_reproduced(results: Path, reader: SourceReader, report: Report, pap
     network = {True: f", mini network (width {' and '.join(f'{w:g}' for w in width['widths'])})",
                False: ", full network (width 1)", None: ""}[width["mini"]]
     for index, row in enumerate(paper["rows"]):
-        table.add(row["label"], paper["dataset"], *[reader.get(paper_json, "rows", index, m) for m in MATTING_METRICS],
-                  row["source"])
+        table.add(row["label"] + (f" ({row['checkpoint']})" if row.get("checkpoint") else ""), paper["dataset"],
+                  *[reader.get(paper_json, "rows", index, m) for m in MATTING_METRICS], row["source"])
     for variant in _variants(results, "eval"):
         summary = results / "eval" / variant / "summary.json"
         if not summary.is_file():
@@ -418,10 +444,17 @@ def bench_table(results: Path, reader: SourceReader) -> Table | None:
     path = results / "bench" / "details" / "targets.json"
     if not path.is_file():
         return None
+    backend = reader.load(path).get("reassembly_backend")   # which A2U/A2D reassembly ran (fused C++ or eager)
+    backend_text = ""
+    if backend:
+        label = {"fused-cpp": "fused C++ op (fused-cpp)", "eager": "pure PyTorch (eager)"}.get(
+            backend.get("backend"), str(backend.get("backend")))
+        reason = f" ({backend['reason']})" if backend.get("reason") else ""
+        backend_text = f" A2U/A2D reassembly backend: {label}{reason}."
     table = Table("bench", ["target", "measured", "limit", "met"],
                   caption="Measured by the bench stage (interleaved medians in one process). Ratios are against "
-                          "F.interpolate(bilinear) for upsamplers and 2×2 average pooling for downsamplers. Full "
-                          "tables: results/bench/details/table.md.")
+                          "F.interpolate(bilinear) for upsamplers and 2×2 average pooling for downsamplers."
+                          f"{backend_text} Full tables: results/bench/details/table.md.")
     for i, check in enumerate(reader.load(path).get("checks", [])):
         met = {True: "yes", False: "no", None: "not measured"}[check.get("met")]
         table.add(check.get("name", "?"), reader.get(path, "checks", i, "value", fmt=lambda v: fmt_number(v, 3)),
@@ -588,6 +621,9 @@ def build_report(repo: Path, base: BaseParams, cfg: ReportParams, fig_dir: Path,
         report.note("verification", "not produced by this run (results/verify/verify.json is missing)")
     report.glance["targets"] = targets_summary(results, reader)
     report.tables["paper_vs_reproduced"] = paper_vs_reproduced(results, reader, report, paper_json)
+    complexity = complexity_table(reader, fig_dir, paper_json)  # measured params/MACs beside the paper rows
+    if complexity is not None:
+        report.tables["complexity"] = complexity
     report.tables["matting"] = matting_table(results, reader)
     report.tables["matting_training"] = training_table(results, reader)
     report.glance["seeds"] = seed_glance(results, reader, repo)

@@ -14,9 +14,12 @@ not the sampling of test images. One seed gives no interval, and then nothing is
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import math
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -50,11 +53,28 @@ def load(reader: SourceReader, path: Path) -> dict[str, Any]:
     return reader.load(path) if Path(path).is_file() else {}
 
 
+#: The variants of this run (params.yaml `train.variants`, set by `only_variants`); None: every folder.
+_RUN_VARIANTS: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("run_variants", default=None)
+
+
+@contextlib.contextmanager
+def only_variants(names: Iterable[str] | None) -> Iterator[None]:
+    """Inside the block `variants()` lists only `names`: DVC never deletes the outputs of a variant dropped from
+    `train.variants`, so its old folders must not enter this run's report."""
+    token = _RUN_VARIANTS.set(frozenset(names) if names is not None else None)
+    try:
+        yield
+    finally:
+        _RUN_VARIANTS.reset(token)
+
+
 def variants(results: Path, kind: str) -> list[str]:
-    """Variant folders of results/<kind>; hidden ones (an interrupted stage's `.<v>.<random>.tmp`) are not results."""
+    """Variant folders of results/<kind>; hidden ones (an interrupted stage's `.<v>.<random>.tmp`) are not results,
+    nor, inside `only_variants`, the folders of variants this run does not train."""
     folder = results / kind
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if folder.is_dir() else []
+    keep = _RUN_VARIANTS.get()
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and (keep is None or p.name in keep)) if folder.is_dir() else []
 
 
 def eval_path(results: Path, variant: str) -> Path:
@@ -314,10 +334,13 @@ def training_table(results: Path, reader: SourceReader) -> Table:
     """Per trained variant: size, budget, the evaluated checkpoints with their validation SAD, wall time, latency."""
     table = Table("matting_training", ["variant", "params", "GMACs (input)", "trained (iterations)",
                                        "checkpoint (iteration per seed)", "val SAD at the checkpoint, per seed",
+                                       "val SAD last ÷ first validation, per seed",
                                        "training wall time per seed (s)", "bench fwd 512² (s)"],
                   caption="Training of each variant, one run per seed (params, GMACs and iterations: the first "
                           "seed's run; every seed trains the same network and recipe). Validation SAD: at the "
-                          "evaluated checkpoint, on the held-out validation split, per seed.")
+                          "evaluated checkpoint, on the held-out validation split, per seed. Last ÷ first: the "
+                          "validation SAD of the run's last validation over its first (below 1: the curve fell; "
+                          "the learning curves are in the figure below).")
     networks = results / "bench" / "details" / "networks.json"
     for variant in sorted(set(variants(results, "train")) | set(variants(results, "eval"))):
         summaries = train_summaries(results, reader, variant)
@@ -334,6 +357,7 @@ def training_table(results: Path, reader: SourceReader) -> Table:
             row.append(_val_sad_cell(reader, evaluated, doc))
         else:
             row += ["(not evaluated)"] * 2
+        row.append(_val_fall_cell(reader, list(summaries.values())))
         times = [(path, load(reader, path).get("wall_time_s")) for path in summaries.values()]
         times = [(path, t) for path, t in times if isinstance(t, (int, float))]
         row.append(reader.derived(" / ".join(f"{t:.0f}" for _, t in times), [t for _, t in times],
@@ -342,6 +366,22 @@ def training_table(results: Path, reader: SourceReader) -> Table:
         row.append(network_latency(reader, networks, variant, 512))
         table.add(*row)
     return table
+
+
+def _val_fall_cell(reader: SourceReader, summaries: list[Path]) -> Cell:
+    """'0.46 / 0.78 / 0.61': each seed's last validation SAD over its first (train summary `val_curve`)."""
+    keys, ratios = [], []
+    for path in summaries:
+        curve = load(reader, path).get("val_curve") or {}
+        sads = curve.get("sad") or []
+        if len(sads) < 2 or not sads[0]:
+            return Cell("—")
+        ratios.append(sads[-1] / sads[0])
+        keys += [(path, ("val_curve", "sad", 0)), (path, ("val_curve", "sad", len(sads) - 1))]
+    if not ratios:
+        return Cell("—")
+    return reader.derived(" / ".join(f"{r:.2f}" for r in ratios), ratios,
+                          "val_curve.sad[-1] / val_curve.sad[0] of each seed's train summary", *keys)
 
 
 def _val_sad_cell(reader: SourceReader, path: Path, doc: Mapping[str, Any]) -> Cell:

@@ -2,9 +2,14 @@
 
 - `metric_parity`: SAD/MSE/Grad/Conn of `pipeline.matting.metrics` against the MATLAB reference values of the
   embedded golden cases (`golden/`), relative error per metric;
-- `operator_parity`: the fast reassembly kernels (blocked forward, autograd path, export form) against the
-  loop transcriptions of `references.py`, in float64, max |Δ|;
-- `gradients`: `torch.autograd.gradcheck` of the two explicit backward passes (float64);
+- `operator_parity`: the fast reassembly kernels (the fused C++ CPU op when built, the pure-PyTorch blocked
+  forward and autograd path, the export form) against the loop transcriptions of `references.py`, in float64,
+  max |Δ|;
+- `gradients`: `torch.autograd.gradcheck` of the explicit backward passes (pure PyTorch, and the fused C++ op
+  when built; float64);
+- `fused_parity`: which reassembly backend eager CPU calls use (`fused-cpp` or `eager`, with the reason when
+  eager) and the fused C++ op against the pure-PyTorch kernels at a matting-like shape (float32, forward and
+  both gradients, relative max |Δ|); not run (`passed: null`) where the op is not built;
 - `parameter_counts`: kernel generators and matting networks against the official code's counts
   (`reference_counts.yaml`);
 - `onnx_parity`: an A2D/A2U pair exported to ONNX (TorchScript exporter, dynamic H, W) and run by onnxruntime at
@@ -12,10 +17,12 @@
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +38,11 @@ METRIC_RTOL = 1e-5
 OPERATOR_ATOL = 1e-12
 #: onnxruntime runs in float32.
 ONNX_ATOL = 1e-4
+#: Relative tolerance (max |Δ| / max |reference|) of the fused C++ op against the pure-PyTorch kernels, float32.
+FUSED_RTOL = 1e-5
+#: The matting-like shape of `fused_parity`: batch, channels, high-resolution size R (matting stage 1 of a
+#: 128² input); A2U brings R/2 up to R (s = 3), A2D takes R down to R/2 (k = 6); G = 1.
+FUSED_SHAPE = {"batch": 2, "channels": 64, "size": 64}
 GOLDEN_TEST = "tests/test_matting/test_metrics.py::test_golden_cases_all_metrics"
 
 
@@ -69,40 +81,75 @@ def _softmax_kernels(generator: torch.Generator, n: int, groups: int, taps: int,
     return logits.softmax(dim=2).reshape(n, groups * taps, h, w)
 
 
+@contextlib.contextmanager
+def pure_pytorch() -> Iterator[None]:
+    """The pure-PyTorch reassembly kernels inside the block (not the fused C++ op), without the fallback warning."""
+    from models.ops.kernels import fused_cpu
+
+    with fused_cpu.fallback(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="a2u: fused CPU reassembly disabled", category=RuntimeWarning)
+        yield
+
+
+def cpu_backend() -> dict[str, Any]:
+    """Which reassembly backend eager CPU calls use, whether the fused op is built, and why not / why off."""
+    from models.ops.kernels import fused_cpu
+
+    backend, built = fused_cpu.backend("cpu"), fused_cpu.available()
+    reason = None
+    if not built:
+        reason = fused_cpu.unavailable_reason()
+    elif backend != "fused-cpp":
+        reason = f"disabled ({fused_cpu.ENV_VAR}=0 or fused_cpu.set_fused_enabled(False))"
+    return {"backend": backend, "fused_built": built, "reason": reason}
+
+
 def operator_parity(seed: int = 0) -> dict[str, Any]:
-    """max |fast − loop| (float64) of up/down reassembly for G = 1 and 2, every execution path."""
+    """max |fast − loop| (float64) of up/down reassembly for G = 1 and 2, every execution path.
+
+    `blocked` and `autograd` are the pure-PyTorch kernels (run under `fused_cpu.fallback()`); `fused` is the C++
+    op (absent where it is not built); `plain` is the export form.
+    """
+    from models.ops.kernels import fused_cpu
     from models.ops.kernels.down import a2d_downsample, a2d_downsample_plain
     from models.ops.kernels.up import reassemble_up, reassemble_up_plain
     from pipeline.verify.references import downsample_loop, upsample_loop
 
+    fused = fused_cpu.available()
     gen = torch.Generator().manual_seed(seed)
-    out: dict[str, Any] = {"dtype": "float64", "tolerance": OPERATOR_ATOL, "up": {}, "down": {}}
+    out: dict[str, Any] = {"dtype": "float64", "tolerance": OPERATOR_ATOL, "fused": fused, "up": {}, "down": {}}
     for groups in (1, 2):
         x = torch.randn(2, 4, 5, 6, generator=gen, dtype=torch.float64)
         kernels = _softmax_kernels(gen, 2, groups, 9, 10, 12)
         reference = upsample_loop(x, kernels, 3, groups)
-        with torch.no_grad():
-            blocked = reassemble_up(x, kernels, 3, groups)
-        autograd = reassemble_up(x.clone().requires_grad_(), kernels, 3, groups).detach()
-        plain = reassemble_up_plain(x, kernels, 3, groups)
-        out["up"][f"G{groups}"] = {name: float((y - reference).abs().max())
-                                   for name, y in (("blocked", blocked), ("autograd", autograd), ("plain", plain))}
+        with pure_pytorch():
+            with torch.no_grad():
+                blocked = reassemble_up(x, kernels, 3, groups)
+            autograd = reassemble_up(x.clone().requires_grad_(), kernels, 3, groups).detach()
+        paths = {"blocked": blocked, "autograd": autograd, "plain": reassemble_up_plain(x, kernels, 3, groups)}
+        if fused:
+            paths["fused"] = fused_cpu.reassemble_up(x.clone().requires_grad_(), kernels, 3, groups, 2).detach()
+        out["up"][f"G{groups}"] = {name: float((y - reference).abs().max()) for name, y in paths.items()}
         x = torch.randn(2, 4, 10, 12, generator=gen, dtype=torch.float64)
         kernels = _softmax_kernels(gen, 2, groups, 36, 5, 6)
         reference = downsample_loop(x, kernels, 6, groups)
-        with torch.no_grad():
-            blocked = a2d_downsample(x, kernels, 6, groups)
-        autograd = a2d_downsample(x.clone().requires_grad_(), kernels, 6, groups).detach()
-        plain = a2d_downsample_plain(x, kernels, 6, groups)
-        out["down"][f"G{groups}"] = {name: float((y - reference).abs().max())
-                                     for name, y in (("blocked", blocked), ("autograd", autograd), ("plain", plain))}
+        with pure_pytorch():
+            with torch.no_grad():
+                blocked = a2d_downsample(x, kernels, 6, groups)
+            autograd = a2d_downsample(x.clone().requires_grad_(), kernels, 6, groups).detach()
+        paths = {"blocked": blocked, "autograd": autograd, "plain": a2d_downsample_plain(x, kernels, 6, groups)}
+        if fused:
+            paths["fused"] = fused_cpu.reassemble_down(x.clone().requires_grad_(), kernels, 6, groups).detach()
+        out["down"][f"G{groups}"] = {name: float((y - reference).abs().max()) for name, y in paths.items()}
     out["max_abs_error"] = max(v for d in ("up", "down") for per in out[d].values() for v in per.values())
     out["passed"] = out["max_abs_error"] <= OPERATOR_ATOL
     return out
 
 
 def gradients(seed: int = 0) -> dict[str, Any]:
-    """gradcheck of the explicit backward passes of up (s=3) and down (k=6) reassembly, G = 2, float64."""
+    """gradcheck of the explicit backward passes of up (s=3) and down (k=6) reassembly, G = 2, float64: the
+    pure-PyTorch autograd Functions (`up`, `down`) and, where built, the fused C++ op (`up_fused`, `down_fused`)."""
+    from models.ops.kernels import fused_cpu
     from models.ops.kernels.down import a2d_downsample
     from models.ops.kernels.up import reassemble_up
 
@@ -111,10 +158,62 @@ def gradients(seed: int = 0) -> dict[str, Any]:
     k_up = _softmax_kernels(gen, 1, 2, 9, 6, 8).requires_grad_()
     x_dn = torch.randn(1, 4, 6, 8, generator=gen, dtype=torch.float64, requires_grad=True)
     k_dn = _softmax_kernels(gen, 1, 2, 36, 3, 4).requires_grad_()
-    results = {"up": bool(torch.autograd.gradcheck(lambda x, k: reassemble_up(x, k, 3, 2), (x_up, k_up))),
-               "down": bool(torch.autograd.gradcheck(lambda x, k: a2d_downsample(x, k, 6, 2), (x_dn, k_dn)))}
+    with pure_pytorch():
+        results = {"up": bool(torch.autograd.gradcheck(lambda x, k: reassemble_up(x, k, 3, 2), (x_up, k_up))),
+                   "down": bool(torch.autograd.gradcheck(lambda x, k: a2d_downsample(x, k, 6, 2), (x_dn, k_dn)))}
+    if fused_cpu.available():
+        results["up_fused"] = bool(torch.autograd.gradcheck(
+            lambda x, k: fused_cpu.reassemble_up(x, k, 3, 2, 2), (x_up, k_up)))
+        results["down_fused"] = bool(torch.autograd.gradcheck(
+            lambda x, k: fused_cpu.reassemble_down(x, k, 6, 2), (x_dn, k_dn)))
     return {"method": "torch.autograd.gradcheck (float64, default eps/atol/rtol)", **results,
             "passed": all(results.values())}
+
+
+def _relative(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((actual - expected).abs().max() / expected.abs().max().clamp_min(1e-30))
+
+
+def fused_parity(seed: int = 0, shape: dict[str, int] | None = None) -> dict[str, Any]:
+    """The CPU reassembly backend, and the fused C++ op against the pure-PyTorch kernels (float32, matting shape).
+
+    Relative error max |fused − eager| / max |eager| of the output, grad_x and grad_kernels of A2U up (s = 3,
+    ×2) and A2D down (k = 6), softmax-normalised kernels, one random upstream gradient. The fused op is called
+    directly, so the parity is checked even where `A2U_FUSED_CPU=0` turns it off for the run.
+    """
+    from models.ops.kernels import fused_cpu
+    from models.ops.kernels.down import a2d_downsample
+    from models.ops.kernels.up import reassemble_up
+
+    shape = dict(shape or FUSED_SHAPE)
+    n, c, size = shape["batch"], shape["channels"], shape["size"]
+    out: dict[str, Any] = {**cpu_backend(), "dtype": "float32", "tolerance": FUSED_RTOL,
+                           "error": "max |fused - eager| / max |eager|",
+                           "shape": {**shape, "up": f"{n}x{c}x{size // 2}x{size // 2} -> {size}x{size}, s=3",
+                                     "down": f"{n}x{c}x{size}x{size} -> {size // 2}x{size // 2}, k=6"}}
+    if not out["fused_built"]:
+        return {**out, "passed": None, "skipped": f"fused CPU op not built: {out['reason']}"}
+    gen = torch.Generator().manual_seed(seed)
+    cases = {
+        "up": (torch.randn(n, c, size // 2, size // 2, generator=gen),
+               _softmax_kernels(gen, n, 1, 9, size, size).float(),
+               lambda x, k: fused_cpu.reassemble_up(x, k, 3, 1, 2), lambda x, k: reassemble_up(x, k, 3, 1, 2)),
+        "down": (torch.randn(n, c, size, size, generator=gen),
+                 _softmax_kernels(gen, n, 1, 36, size // 2, size // 2).float(),
+                 lambda x, k: fused_cpu.reassemble_down(x, k, 6, 1), lambda x, k: a2d_downsample(x, k, 6, 1))}
+    for name, (x, kernels, fused_fn, eager_fn) in cases.items():
+        values = {}
+        for path, fn in (("fused", fused_fn), ("eager", eager_fn)):
+            a, b = x.clone().requires_grad_(), kernels.clone().requires_grad_()
+            with pure_pytorch() if path == "eager" else contextlib.nullcontext():
+                y = fn(a, b)
+                grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed + 1))
+                values[path] = (y.detach(), *torch.autograd.grad(y, (a, b), grad))
+        out[name] = {part: _relative(f, e) for part, f, e in zip(("output", "grad_x", "grad_kernels"),
+                                                                 values["fused"], values["eager"])}
+    out["max_rel_error"] = max(v for d in ("up", "down") for v in out[d].values())
+    out["passed"] = out["max_rel_error"] <= FUSED_RTOL
+    return out
 
 
 def _count(module: nn.Module, skip_groupnorm_affine: bool = False) -> int:
@@ -197,4 +296,5 @@ def onnx_parity(seed: int = 0, channels: int = 32, sizes: tuple[tuple[int, int],
 def run_all(seed: int) -> dict[str, Any]:
     """Every check, in the order the report lists them."""
     return {"metric_parity": metric_parity(), "operator_parity": operator_parity(seed),
-            "gradients": gradients(seed), "parameter_counts": parameter_counts(), "onnx_parity": onnx_parity(seed)}
+            "gradients": gradients(seed), "fused_parity": fused_parity(seed),
+            "parameter_counts": parameter_counts(), "onnx_parity": onnx_parity(seed)}

@@ -74,6 +74,22 @@ def test_short_runs_print_no_progress(caplog) -> None:
     assert not caplog.records
 
 
+def test_an_early_validation_is_printed_with_the_first_progress_line(caplog) -> None:
+    """A validation before the first progress line is held back, not lost (the log showed none at iteration 100)."""
+    runner = _runner([1e-2], iteration=0)
+    runner.max_iters, runner.train_loop = 10, SimpleNamespace()
+    hook = ConsoleProgressHook(interval_s=3600)
+    hook.before_train(runner)
+    runner.iter = 2
+    with caplog.at_level(logging.INFO, logger="pipeline.progress"):
+        hook.after_val_epoch(runner, {"val/sad": 1.0})
+        assert not caplog.records
+        hook.interval_s = 0.0  # the run turned out long
+        hook.after_train_iter(runner, 2)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "validation at iteration 2: sad 1" and messages[1].startswith("iter 3/10")
+
+
 def test_stage_logging_prints_start_and_end_with_time_and_outputs(capsys) -> None:
     with stage_logging("train@a2u", "results/train/a2u") as log:
         log.info("something happened")

@@ -32,6 +32,17 @@ def test_iteration_schedules_scale_from_the_matting_recipe() -> None:
         scale_schedule(_epoch_config(), 0)
 
 
+def test_a_cosine_schedule_spans_the_new_length() -> None:
+    """`train.iters` must move a cosine's end with the run (else the lr would stop half-way, or never decay)."""
+    cfg = Config(dict(train_cfg=dict(type="IterBasedTrainLoop", max_iters=400),
+                      param_scheduler=[dict(type="LinearLR", by_epoch=False, begin=0, end=40, start_factor=0.1),
+                                       dict(type="CosineAnnealingLR", by_epoch=False, begin=40, end=400, T_max=360)]))
+    assert scale_schedule(cfg, 800) == []
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup["begin"], warmup["end"]) == (0, 80)
+    assert (cosine["begin"], cosine["end"], cosine["T_max"]) == (80, 800, 720)
+
+
 def test_checkpoint_names_of_both_loops(tmp_path: Path) -> None:
     assert checkpoint_step("iter_900.pth") == 900 and checkpoint_step("epoch_3.pth") == 3
     assert checkpoint_step("best_val_sad_iter_300.pth") == 300 and checkpoint_step("best_recon_psnr_epoch_2.pth") == 2

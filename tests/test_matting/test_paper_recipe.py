@@ -177,10 +177,12 @@ def test_one_config_per_profile_and_its_name_tells_the_truth(profile):
     assert cfg.total_batch_size == int(gpus) * int(per_gpu) and cfg.train_dataloader.batch_size == int(per_gpu)
     assert cfg.crop_size == int(crop)
     assert (data == "comp1k") == (profile == "paper")
-    milestones = cfg.param_scheduler[0].milestones
-    if profile in ("cpu", "extended"):  # one late step: the paper's two steps stalled the 500-iteration run
-        assert milestones == [450]
+    if profile in ("cpu", "extended"):  # a cosine over the whole run: the paper's two steps stalled it
+        (cosine,) = cfg.param_scheduler
+        assert cosine.type == "CosineAnnealingLR" and cosine.end == cosine.T_max == cfg.train_cfg.max_iters
+        assert [h.type for h in cfg.custom_hooks][-1] == "EMAHook"
     else:
+        milestones = cfg.param_scheduler[0].milestones
         assert milestones == sorted({round(m * cfg.train_cfg.max_iters / 180000) for m in (120000, 156000)} - {0})
 
 
@@ -193,7 +195,7 @@ def test_dumped_config_is_what_ran(tmp_path):
     text = (tmp_path / "config.py").read_text()
     dumped = Config.fromfile(str(tmp_path / "config.py"))
     assert dumped.train_cfg.max_iters == dumped.max_iters == 10 and dumped.val_interval == 5
-    assert dumped.param_scheduler[0].milestones == [9]  # 450 of 500, scaled to 10
+    assert dumped.param_scheduler[0].T_max == dumped.param_scheduler[0].end == 10  # the cosine spans the 10
     assert dumped.crop_size == 32 and dumped.total_batch_size == 2 and dumped.train_dataloader.batch_size == 2
     for pipeline in (dumped.train_pipeline, dumped.train_dataloader.dataset.pipeline):
         steps = {step["type"]: step for step in pipeline}
@@ -201,7 +203,8 @@ def test_dumped_config_is_what_ran(tmp_path):
     assert dumped.model.network.upsampler == "carafe" and dumped.optim_wrapper.optimizer.lr == 0.02
     assert dumped.val_dataloader.dataset.data_root == str(data / "val")
     assert "180000" not in text and "900" not in text and "crop=64" not in text and "crop=512" not in text
-    assert recipe(cfg)["milestones"] == [9]
+    assert recipe(cfg)["milestones"] == [] and recipe(cfg)["lr_schedule"] == ["CosineAnnealingLR"]
+    assert recipe(cfg)["ema_momentum"] == 0.02
 
 
 # ------------------------------------------------------------------------------------------------ variants

@@ -1,11 +1,18 @@
-"""reassemble_up (a2u_upsample) / a2d_downsample against loop transcriptions, gradients, layouts and argument checks."""
+"""reassemble_up (a2u_upsample) / a2d_downsample against loop transcriptions, gradients, layouts and argument checks.
+
+Every test runs twice (autouse fixture `_backend`): with the default CPU dispatch (the fused C++ op when built)
+and inside `fused_cpu.fallback()` (the pure-PyTorch autograd Functions / blocked kernels).
+"""
 from __future__ import annotations
+
+import warnings
 
 import pytest
 import torch
 from torch.autograd import gradcheck
 
 from models.ops import kernels as K
+from models.ops.kernels import fused_cpu
 from tests.test_ops.loop_references import downsample_loop, upsample_loop
 
 UP_CASES = [(1, 1, 2, (3, 4), 2), (3, 1, 2, (3, 4), 1), (3, 2, 2, (4, 3), 2), (5, 1, 2, (2, 3), 3),
@@ -14,6 +21,17 @@ DOWN_CASES = [(2, 1, (4, 6), 2), (4, 1, (6, 4), 1), (4, 2, (4, 4), 2), (6, 1, (6
               (6, 1, (2, 2), 1)]
 UP_PATHS = [K.reassemble_up, K.reassemble_up_plain, K.reassemble_up_unfold]
 DOWN_PATHS = [K.a2d_downsample, K.a2d_downsample_plain, K.a2d_downsample_unfold]
+
+
+@pytest.fixture(autouse=True, params=["default", "pure-pytorch"])
+def _backend(request):
+    """The default dispatch (fused C++ op on CPU when built), then the forced pure-PyTorch path."""
+    if request.param == "default":
+        yield
+        return
+    with fused_cpu.fallback(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="a2u: fused CPU reassembly disabled", category=RuntimeWarning)
+        yield
 
 
 @pytest.mark.parametrize("s,groups,scale,hw,n", UP_CASES)

@@ -4,19 +4,33 @@ The reference is the unfold formulation differentiated by autograd (`*_unfold`),
 kernels. `BLOCK_BYTES` is shrunk so that tiny tensors are split into one-row bands and multi-image blocks.
 Every case runs twice: through the NCHW row kernels (`SMALL_MAP_PIXELS` = 0) and through the channels-last
 small-map upsampling kernels of `small.py` (every test map counts as small; A2D has only the row kernels).
+
+These are the pure-PyTorch kernels: `K.reassemble_up` / `K.a2d_downsample` take the fused C++ op on CPU when it
+is built, so every test here runs inside `fused_cpu.fallback()` (autouse fixture `_pure_pytorch`); the fused op
+has its own tests (`test_fused_cpu.py`).
 """
 from __future__ import annotations
+
+import warnings
 
 import pytest
 import torch
 
 from models.ops import kernels as K
-from models.ops.kernels import common
+from models.ops.kernels import common, fused_cpu
 
 #: one low-res row per block, a few rows / images per block, everything in one block
 BLOCK_SIZES = [64, 1500, 1 << 20]
 #: `common.SMALL_MAP_PIXELS` values: the NCHW row kernels only, the small-map kernels for every test map
 PATHS = {"rows": 0, "small": 1 << 30}
+
+
+@pytest.fixture(autouse=True)
+def _pure_pytorch():
+    """Force the pure-PyTorch blocked kernels (not the fused C++ op) and silence the fallback's one warning."""
+    with fused_cpu.fallback(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="a2u: fused CPU reassembly disabled", category=RuntimeWarning)
+        yield
 
 
 @pytest.fixture(params=list(PATHS))
@@ -34,6 +48,16 @@ def _value_and_grads(fn, x: torch.Tensor, kernels: torch.Tensor, grad: torch.Ten
     x, kernels = x.detach().requires_grad_(), kernels.detach().requires_grad_()
     out = fn(x, kernels)
     return [out.detach(), *torch.autograd.grad(out, (x, kernels), grad)]
+
+
+def test_pure_pytorch_kernels_run_here():
+    """The autouse fixture really routes K.reassemble_up / K.a2d_downsample to the autograd Functions."""
+    assert fused_cpu.backend("cpu") == "eager"
+    x = torch.randn(1, 2, 3, 3, requires_grad=True)
+    up = K.reassemble_up(x, torch.rand(1, 9, 6, 6), 3)
+    down = K.a2d_downsample(x[..., :2, :2], torch.rand(1, 36, 1, 1), 6)
+    assert type(up.grad_fn).__name__ == "ReassembleUpFunctionBackward"
+    assert type(down.grad_fn).__name__ == "A2DDownsampleFunctionBackward"
 
 
 @pytest.mark.parametrize("block_bytes", BLOCK_SIZES)

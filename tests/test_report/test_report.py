@@ -46,7 +46,7 @@ SEED_OFFSETS = {"bilinear": (0.0, 0.3, -0.3), "a2u": (0.1, 0.2, -0.3)}
 
 def _fake_results(repo: Path, source: str = "synthetic", iters: int = 4, sads: tuple = (20.0, 18.0),
                   constant_pred: bool = False, crop: int = 64, batch: int = 2, n_test: int = 2,
-                  seeds: tuple = (0, 1, 2), width: float = 0.25) -> None:
+                  seeds: tuple = (0, 1, 2), width: float = 0.25, trivial_factor: float = 2.0) -> None:
     """The per-seed layout: results/train/<v>/seed<s>/, results/eval/<v>/seeds/seed<s>/ and the aggregate."""
     rng = np.random.default_rng(0)
     res = repo / "results"
@@ -59,12 +59,13 @@ def _fake_results(repo: Path, source: str = "synthetic", iters: int = 4, sads: t
                        {"variant": variant, "seed": seed, "width": width, "params": 8049003,
                         "complexity": {"input": 512, "gmacs": 52.5}, "iters": iters, "crop": crop,
                         "batch_size": batch, "wall_time_s": 3.0 + seed, "best_iter": best + 100 * index,
-                        "final_val": {"sad": seed_sad + 1, "mse": 0.01}})
+                        "final_val": {"sad": seed_sad + 1, "mse": 0.01},
+                        "val_curve": {"iters": [100, 200], "sad": [2 * seed_sad, seed_sad + 1]}})
             write_json(train / "run.json", {"stage": "train", "wall_time_s": 3.0,
                                             "machine": {"processor": "x86_64", "cpu_count": 2, "torch_threads": 2}})
             test = {m: _ms(v) for m, v in zip(METRICS, (seed_sad, 0.01, 5.0, 7.0))}
             test["n_images"] = n_test
-            test["trivial"] = {"sad": 2.0 * sads[0], "mse": 0.2, "grad": 9.0, "conn": 29.0}
+            test["trivial"] = {"sad": trivial_factor * sads[0], "mse": 0.2, "grad": 9.0, "conn": 29.0}
             docs[seed] = {
                 "seed": seed, "sets": {"test": test, "alphamatting": {k: v for k, v in test.items() if k != "trivial"}},
                 "sad": seed_sad, "n_images": n_test,
@@ -155,13 +156,22 @@ def test_glance_says_a_synthetic_cpu_run_cannot_test_the_claim(report_repo) -> N
     assert "<b>-10.0%</b>" not in html and "**" not in html  # no bold gain, no literal markdown in the HTML
 
 
-def test_a_run_on_a_shorter_budget_is_labelled_a_smoke_demonstration(report_repo) -> None:
-    """Even when its networks beat the trimap-only score, a short-budget run only demonstrates the pipeline."""
+def test_a_run_on_a_shorter_budget_is_labelled_a_cpu_scale_measurement(report_repo) -> None:
+    """When its networks beat the trimap-only score, a short-budget run compares operators at its budget only."""
     _, report = report_repo
     smoke = report.glance["claim"]["smoke"]
-    assert smoke.startswith("The matting networks are trained on a budget unlike the paper's (training "
-                            "iterations, training crop, batch size differ)")
-    assert "a2u 18.00, bilinear 20.00" in smoke and "smoke demonstration" in smoke
+    assert smoke["label"] == "CPU-scale measurement"
+    assert smoke["text"].startswith("The matting networks are trained on a budget unlike the paper's (training "
+                                    "iterations, training crop, batch size differ)")
+    assert "a2u 18.00, bilinear 20.00" in smoke["text"] and "not at the paper's setting" in smoke["text"]
+    html = render_html(report)
+    assert "CPU-scale measurement." in html and "Smoke demonstration." not in html
+
+
+def test_a_run_that_did_not_learn_is_labelled_a_smoke_demonstration(tmp_path: Path) -> None:
+    report = _build(tmp_path, sads=(20.0, 19.0), trivial_factor=1.05)  # trimap only 21.0: both within 20%
+    smoke = report.glance["claim"]["smoke"]
+    assert smoke["label"] == "Smoke demonstration" and "have not learnt to matte" in smoke["text"]
     assert "Smoke demonstration." in render_html(report)
 
 
@@ -192,6 +202,9 @@ def test_every_matting_number_names_its_checkpoint(report_repo) -> None:
     val = rows["a2u"][training.header.index("val SAD at the checkpoint, per seed")]
     assert val.derived["value"] == pytest.approx([18.6, 18.7, 18.2])  # validation at each seed's checkpoint
     assert val.text == "18.6 / 18.7 / 18.2"
+    fall = rows["a2u"][training.header.index("val SAD last ÷ first validation, per seed")]
+    assert fall.derived["value"] == pytest.approx([19.1 / 36.2, 19.2 / 36.4, 18.7 / 35.4])  # (s + 1) / 2s
+    assert fall.text == "0.53 / 0.53 / 0.53" and fall.source.endswith("summary.json")
     labels = [row[0].text for row in report.tables["paper_vs_reproduced"].rows if "this run" in row[0].text]
     assert labels == ["a2u (this run, best checkpoint, iteration 600 / 700 / 800 for seeds 0, 1, 2)",
                       "bilinear (this run, best checkpoint, iteration 300 / 400 / 500 for seeds 0, 1, 2)"]
@@ -247,3 +260,23 @@ def test_missing_stage_is_reported_not_hidden(tmp_path: Path) -> None:
     assert md.count("not produced by this run") == 3  # verify, toy, bench
     assert report.glance["claim"]["verdict"] == "not tested by this run"
     json.loads(json.dumps(traced_cells(report), default=str))
+
+
+def test_the_report_shows_only_this_runs_variants(tmp_path: Path) -> None:
+    """A variant dropped from train.variants leaves its folders (DVC deletes no old outputs): not this run's."""
+    from pipeline.report.params import run_variants
+    from pipeline.report.seed_tables import only_variants
+
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  variants: [bilinear]\n")
+    _fake_results(tmp_path)
+    fig_dir = tmp_path / "results" / "report"
+    fig_dir.mkdir(parents=True)
+    with only_variants(run_variants(params)):
+        report = build_report(tmp_path, BASE, PARAMS, fig_dir)
+    shown = {row[0].text for row in report.tables["matting"].rows}
+    assert "bilinear" in shown and "a2u" not in shown
+    params.write_text("train:\n  variants: bilinear\n")
+    with pytest.raises(ValueError, match="train.variants must be a list"):
+        run_variants(params)
+

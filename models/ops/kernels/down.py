@@ -3,7 +3,8 @@
     out[c, i, j] = Σ_{dy,dx<k} K[g·k² + dy·k + dx, i, j] · x[c, 2i−(k−2)/2+dy, 2j−(k−2)/2+dx],
 
 with g = ⌊c / (C/G)⌋ and out-of-map terms skipped. For k = 6 the window covers rows 2i−2 … 2i+3 (asymmetric, as
-the official CUDA op). Execution paths as in `up.py`: `A2DDownsampleFunction` (eager, gradients),
+the official CUDA op). Execution paths as in `up.py`: the fused C++ op `a2u::reassemble_down` on CPU when built
+(`fused_cpu`), `A2DDownsampleFunction` (eager, gradients),
 `down_forward` (eager, no gradients), `a2d_downsample_plain` (tracing/export); `a2d_downsample_unfold` is the
 benchmark reference.
 
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 from torch.profiler import record_function
 
+from models.ops.kernels import fused_cpu
 from models.ops.kernels.common import (Workspace, blocks, check_inputs, common_dtype, is_tracing, restore_format,
                                        unshifted_first)
 
@@ -70,6 +72,8 @@ def a2d_downsample(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, gro
     if is_tracing():
         return a2d_downsample_plain(x, kernels, kernel_size, group_size)
     with record_function("a2u::reassembly_down"):
+        if fused_cpu.use_fused(x):   # the fused C++ op (CPU, eager); its autograd runs the fused backward
+            return restore_format(fused_cpu.reassemble_down(x, kernels, kernel_size, group_size), x)
         if torch.is_grad_enabled() and (x.requires_grad or kernels.requires_grad):
             return A2DDownsampleFunction.apply(x, kernels, kernel_size, group_size)
         return down_forward(x, kernels, kernel_size, group_size)

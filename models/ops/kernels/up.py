@@ -5,7 +5,9 @@
 with g = ⌊c / (C/G)⌋ and out-of-map terms skipped (zero padding, no renormalisation). `reassemble_up` is the
 neutral name (`CARAFETorch` uses it); `a2u_upsample` is the same function under the paper's name, for A2U code.
 
-Three execution paths give the same numbers (`reassemble_up` picks one):
+Execution paths giving the same numbers up to float rounding (`reassemble_up` picks one):
+- CPU, eager, when built (`fused_cpu`): the fused C++ op `a2u::reassemble_up` (forward and a one-pass backward);
+  `A2U_FUSED_CPU=0` or `fused_cpu.fallback()` forces the pure-PyTorch paths below;
 - gradients needed (eager): `ReassembleUpFunction` (blocked forward, explicit backward saving only the inputs);
 - no gradients needed (eager): `up_forward`, the same blocked forward, called directly;
 - tracing / scripting / ONNX export / torch.export / torch.compile: `reassemble_up_plain`, an out-of-place sum
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 from torch.profiler import record_function
 
-from models.ops.kernels import common
+from models.ops.kernels import common, fused_cpu
 from models.ops.kernels.common import (Workspace, blocks, check_inputs, common_dtype, is_tracing, local, restore_format,
                                        shifted_range, unshifted_first)
 from models.ops.kernels.small import up_backward_small, up_forward_small
@@ -76,6 +78,8 @@ def reassemble_up(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, grou
     if is_tracing():
         return reassemble_up_plain(x, kernels, kernel_size, group_size, scale_factor)
     with record_function("a2u::reassembly_up"):
+        if fused_cpu.use_fused(x):   # the fused C++ op (CPU, eager); its autograd runs the fused backward
+            return restore_format(fused_cpu.reassemble_up(x, kernels, kernel_size, group_size, scale_factor), x)
         if torch.is_grad_enabled() and (x.requires_grad or kernels.requires_grad):
             return ReassembleUpFunction.apply(x, kernels, kernel_size, group_size, scale_factor)
         return up_forward(x, kernels, kernel_size, group_size, scale_factor)
