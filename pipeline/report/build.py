@@ -109,8 +109,7 @@ def claim_table(results: Path, reader: SourceReader, paper_json: Path) -> tuple[
         if same is False:
             reasons.append(name)
 
-    evaluated = next((results / "eval" / v / "summary.json" for v in (method_v, base_v)
-                      if (results / "eval" / v / "summary.json").is_file()), None)
+    evaluated = next((eval_path(results, v) for v in (method_v, base_v) if eval_path(results, v).is_file()), None)
     label = SOURCE_NAMES.get(source, source) if source else dataset_label(results, reader)
     ours_data = reader.get(evaluated, "sets", "test", "n_images", fmt=lambda v: f"{v} test images, {label}") \
         if evaluated else Cell(label)
@@ -132,7 +131,7 @@ def claim_table(results: Path, reader: SourceReader, paper_json: Path) -> tuple[
     for variant in (base_v, method_v):
         if variant in rows_by_variant:
             sad_cells["paper"][variant] = reader.get(paper_json, "rows", rows_by_variant[variant], "sad")
-        evaluated = results / "eval" / variant / "summary.json"
+        evaluated = eval_path(results, variant)
         if evaluated.is_file():
             sad_cells["ours"][variant] = reader.get(evaluated, "sets", "test", "sad", "mean")
     gains = {}

@@ -77,7 +77,17 @@ def variants(results: Path, kind: str) -> list[str]:
                   and (keep is None or p.name in keep)) if folder.is_dir() else []
 
 
+def in_run(variant: str) -> bool:
+    """Whether `variant` is one of this run's variants (always, outside `only_variants`)."""
+    keep = _RUN_VARIANTS.get()
+    return keep is None or variant in keep
+
+
 def eval_path(results: Path, variant: str) -> Path:
+    """results/eval/<v>/summary.json; for a variant outside this run (`only_variants`) a path that does not
+    exist, so every table treats the left-over folder as absent."""
+    if not in_run(variant):
+        return results / "eval" / f".{variant}.not-in-this-run" / "summary.json"
     return results / "eval" / variant / "summary.json"
 
 
@@ -100,6 +110,8 @@ def seed_numbers(results: Path, reader: SourceReader, variant: str) -> list[int]
 def train_summaries(results: Path, reader: SourceReader, variant: str) -> dict[int | None, Path]:
     """{seed: results/train/<v>/seed<s>/summary.json} for the seeds that have one; {None: the old single-seed
     results/train/<v>/summary.json} when no seed folder has one."""
+    if not in_run(variant):
+        return {}
     root = results / "train" / variant
     found = {s: root / seed_dir_name(s) / "summary.json" for s in seed_numbers(results, reader, variant)}
     found = {s: path for s, path in found.items() if path.is_file()}

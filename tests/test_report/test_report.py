@@ -276,6 +276,14 @@ def test_the_report_shows_only_this_runs_variants(tmp_path: Path) -> None:
         report = build_report(tmp_path, BASE, PARAMS, fig_dir)
     shown = {row[0].text for row in report.tables["matting"].rows}
     assert "bilinear" in shown and "a2u" not in shown
+    assert report.glance["claim"]["paired"] is None  # no a2u of this run to compare
+    params.write_text("train:\n  variants: [a2u]\n")
+    with only_variants(run_variants(params)):
+        report = build_report(tmp_path, BASE, PARAMS, fig_dir)
+    table = report.tables["matting"]
+    (row,) = [row for row in table.rows if row[0].text == "a2u"]
+    assert row[table.header.index("Δ SAD vs bilinear [95% CI]")].text.startswith("— (no bilinear seeds")
+    assert "bilinear" not in {row[0].text for row in table.rows}
     params.write_text("train:\n  variants: bilinear\n")
     with pytest.raises(ValueError, match="train.variants must be a list"):
         run_variants(params)
