@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.ops.kernels import reassemble_up
+from models.ops.kernels.common import check_guide
 from models.registry import MODELS
 
 
@@ -115,13 +116,8 @@ class FADE(nn.Module):
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         """x N×C×h×w (decoder), guide N×C_guide×sh×sw (encoder) -> N×C×sh×sw."""
-        if x.dim() != 4 or guide.dim() != 4 or x.shape[0] != guide.shape[0]:
-            raise ValueError(f"FADE: x and guide must be 4-D with the same batch, got {tuple(x.shape)}, "
-                             f"{tuple(guide.shape)}")
         s = self.scale_factor
-        if guide.shape[-2] != s * x.shape[-2] or guide.shape[-1] != s * x.shape[-1]:
-            raise ValueError(f"FADE: guide must be {s}× the size of x, got {tuple(guide.shape[-2:])} for "
-                             f"{tuple(x.shape[-2:])}")
+        check_guide("FADE", x, guide, s)
         up = reassemble_up(x, self.kernels(x, guide), self.up_kernel, self.up_group, s)
         if self.gate is None:
             return up

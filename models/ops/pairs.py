@@ -397,8 +397,18 @@ class _SuccessorPair(_PooledPair):
         return [cls.defaults[name] if value is None else value for name, value in given.items()]
 
 
+class _GuidedSuccessorPair(_SuccessorPair):
+    """Pooling down whose state is the feature before pooling; up = `self.upsampler(z, that feature)`."""
+
+    def down(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return super().down(x)[0], x
+
+    def up(self, x: torch.Tensor, state: Any) -> torch.Tensor:
+        return self.upsampler(x, state)
+
+
 @OPERATOR_PAIRS.register_module(name="fade")
-class FadePair(_SuccessorPair):
+class FadePair(_GuidedSuccessorPair):
     """Max-pool down, state = the encoder feature x (N×C×H×W); up = `FADE(z, x)`. Keywords as in `FADE`."""
 
     defaults = {"lite": False}
@@ -412,12 +422,6 @@ class FadePair(_SuccessorPair):
                               encoder_kernel=encoder_kernel, compressed_channels=compressed_channels, lite=lite,
                               gating=gating)
 
-    def down(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        return super().down(x)[0], x
-
-    def up(self, x: torch.Tensor, state: Any) -> torch.Tensor:
-        return self.upsampler(x, state)
-
 
 @OPERATOR_PAIRS.register_module(name="fade-lite")
 class FadeLitePair(FadePair):
@@ -427,7 +431,7 @@ class FadeLitePair(FadePair):
 
 
 @OPERATOR_PAIRS.register_module(name="sapa")
-class SapaPair(_SuccessorPair):
+class SapaPair(_GuidedSuccessorPair):
     """Max-pool down, state = the encoder feature x; up = `SAPA(z, x)` (SAPA-B). Keywords as in `SAPA`."""
 
     defaults = {"q_mode": "encoder_only"}
@@ -438,12 +442,6 @@ class SapaPair(_SuccessorPair):
         (q_mode,) = self._resolve(q_mode=q_mode)
         self.upsampler = SAPA(channels, scale_factor=2, up_kernel=up_kernel,
                               compressed_channels=compressed_channels, qkv_bias=qkv_bias, q_mode=q_mode)
-
-    def down(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        return super().down(x)[0], x
-
-    def up(self, x: torch.Tensor, state: Any) -> torch.Tensor:
-        return self.upsampler(x, state)
 
 
 @OPERATOR_PAIRS.register_module(name="sapa-g")

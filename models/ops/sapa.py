@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.ops.kernels import reassemble_up
+from models.ops.kernels.common import check_guide
 from models.registry import MODELS
 
 
@@ -139,11 +140,6 @@ class SAPA(nn.Module):
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         """x N×C×h×w (decoder), guide N×C_g×sh×sw (encoder) -> N×C×sh×sw."""
-        if x.dim() != 4 or guide.dim() != 4 or x.shape[0] != guide.shape[0]:
-            raise ValueError(f"SAPA: x and guide must be 4-D with the same batch, got {tuple(x.shape)}, "
-                             f"{tuple(guide.shape)}")
         s = self.scale_factor
-        if guide.shape[-2] != s * x.shape[-2] or guide.shape[-1] != s * x.shape[-1]:
-            raise ValueError(f"SAPA: guide must be {s}× the size of x, got {tuple(guide.shape[-2:])} for "
-                             f"{tuple(x.shape[-2:])}")
+        check_guide("SAPA", x, guide, s)
         return reassemble_up(x, self.kernels(x, guide), self.up_kernel, 1, s)

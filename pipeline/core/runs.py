@@ -50,6 +50,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dist import master_only
 from mmengine.model import is_model_wrapper
+from mmengine.optim.scheduler.param_scheduler import INF
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from torch import nn
@@ -436,7 +437,7 @@ def scale_schedule(cfg: Config, new_max: int) -> list[int]:
             scheduler["milestones"] = [m for m in scaled if 1 <= m < new_max]
             scaled_first = scheduler["milestones"] if scaled_first is None else scaled_first
         for key in ("begin", "end", "T_max"):
-            if scheduler.get(key) is not None and scheduler[key] < 10 ** 9:   # MMEngine's "until the end": INF
+            if scheduler.get(key) is not None and scheduler[key] < INF:   # INF: MMEngine's "until the end"
                 scheduler[key] = max(round(scheduler[key] * new_max / old_max), 1 if key == "T_max" else 0)
     return scaled_first or []
 

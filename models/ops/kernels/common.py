@@ -45,6 +45,16 @@ def is_exporting() -> bool:
     return bool(exporting is not None and exporting())
 
 
+def check_guide(op: str, x: torch.Tensor, guide: torch.Tensor, scale: int) -> None:
+    """Guided upsamplers (FADE, SAPA): x N×C×h×w and guide N×C_g×(scale·h)×(scale·w), else ValueError naming `op`."""
+    if x.dim() != 4 or guide.dim() != 4 or x.shape[0] != guide.shape[0]:
+        raise ValueError(f"{op}: x and guide must be 4-D with the same batch, got {tuple(x.shape)}, "
+                         f"{tuple(guide.shape)}")
+    if guide.shape[-2] != scale * x.shape[-2] or guide.shape[-1] != scale * x.shape[-1]:
+        raise ValueError(f"{op}: guide must be {scale}× the size of x, got {tuple(guide.shape[-2:])} for "
+                         f"{tuple(x.shape[-2:])}")
+
+
 def check_inputs(op: str, x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, group_size: int,
                  kernel_hw: tuple[int, int]) -> None:
     """Shared shape validation; every message names the argument and the expected value."""
