@@ -33,7 +33,9 @@ iterations become 600/780 of 900), so the config file stays the recipe.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -374,6 +376,9 @@ class _FormattedOnceConfig(Config):
         return cached
 
 
+_RUNNER_COUNTER = itertools.count()
+
+
 @RUNNERS.register_module()
 class AtomicCheckpointRunner(QuietConsoleMixin, Runner):
     """MMEngine Runner whose checkpoints appear only complete: saved to `.<name>.tmp`, then renamed.
@@ -384,6 +389,20 @@ class AtomicCheckpointRunner(QuietConsoleMixin, Runner):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         object.__setattr__(self.cfg, "__class__", _FormattedOnceConfig)  # the config is final once the Runner exists
+
+    @classmethod
+    def from_cfg(cls, cfg: Config) -> "AtomicCheckpointRunner":
+        """Build from `cfg`, naming the run uniquely within this process when the config does not name it.
+
+        MMEngine names a run `<config stem>_<timestamp in seconds>` and keys its MMLogger and Visualizer
+        instances by that name: a second Runner of the same config within the same second would get the first
+        one's Visualizer back (its DVCLive folder, its work dir). A per-process counter makes the name unique.
+        """
+        if not cfg.get("experiment_name"):  # MMEngine appends the timestamp to the name
+            cfg = copy.deepcopy(cfg)
+            stem = Path(cfg.filename).stem if getattr(cfg, "filename", None) else "config"
+            cfg.experiment_name = f"{stem}_run{next(_RUNNER_COUNTER)}"
+        return super().from_cfg(cfg)
 
     @master_only
     def save_checkpoint(self, out_dir: str, filename: str, *args: Any, **kwargs: Any) -> None:
