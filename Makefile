@@ -10,7 +10,7 @@ export DVC_NO_ANALYTICS := 1
 
 # Quiet install: pip's output goes to $(VENV)/install.log (its tail is shown on failure); then the fused C++
 # reassembly ops are compiled (models/ops/build_ext.py, one line; the pure-PyTorch path runs if that fails).
-$(STAMP): pyproject.toml constraints.txt models/ops/csrc/a2u_reassembly.cpp
+$(STAMP): pyproject.toml constraints.txt models/ops/csrc/a2u_reassembly.cpp models/ops/csrc/a2u_correlation.cpp
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing the Python packages into $(VENV) (pip log: $(VENV)/install.log) ..."
 	@start=$$(date +%s); \

@@ -6,9 +6,10 @@ Reads params section `base` (the seed). Writes `run.json` and one small JSON (`p
 metrics against the MATLAB reference on the embedded golden cases, the reassembly kernels against loop
 references (float64), gradcheck of their backward passes, which reassembly backend runs on CPU (the fused C++
 op `fused-cpp`, or `eager` pure PyTorch with the reason) and the fused op's parity with the pure-PyTorch kernels
-(float32, matting-like shape, forward and gradients), parameter counts against the official code, and
-ONNX/onnxruntime parity of an A2D/A2U pair. A failed check is recorded (`passed: false`) and ends the stage
-with exit status 1 after the file is written.
+(float32, matting-like shape, forward and gradients), parameter counts against the official code,
+ONNX/onnxruntime parity of an A2D/A2U pair, and A2U's successors FADE, SAPA and DySample (zero-parameter
+identities, gradcheck, matting-network parameter counts, ONNX parity). A failed check is recorded
+(`passed: false`) and ends the stage with exit status 1 after the file is written.
 """
 from __future__ import annotations
 

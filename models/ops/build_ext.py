@@ -1,11 +1,11 @@
-"""Ahead-of-time build of the fused CPU reassembly ops (`models/ops/csrc/a2u_reassembly.cpp`).
+"""Ahead-of-time build of the fused CPU ops (`models/ops/csrc/a2u_reassembly.cpp`, `a2u_correlation.cpp`).
 
 Run by the Makefile's install step (`python -m models.ops.build_ext`) after `pip install`; prints one line (what
 was built, where, how long it took), or, when the build fails, the tail of the compiler log and a note that the
 pure-PyTorch path will be used (exit status 0 unless `--strict`). The library and a small JSON record (torch
-version, source hash, build time) go to `models/ops/csrc/build/` (git-ignored); `models.ops.kernels.fused_cpu`
-loads that library at import and never compiles anything itself. An up-to-date build is not redone (`--force`
-rebuilds).
+version, hash of the sources, build time) go to `models/ops/csrc/build/` (git-ignored);
+`models.ops.kernels.fused_cpu` loads that library at import and never compiles anything itself. An up-to-date build
+is not redone (`--force` rebuilds).
 
 Needs a C++ compiler (g++) and ninja (the pinned `ninja` wheel puts it into the venv's bin/, which is put on PATH
 here). The compile uses `MAX_JOBS` (default 1) ninja jobs.
@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-SOURCE = CSRC / "a2u_reassembly.cpp"
+#: compiled into one library (one `torch.ops.a2u` namespace): the reassembly ops and the generator's correlation
+SOURCES = (CSRC / "a2u_reassembly.cpp", CSRC / "a2u_correlation.cpp")
 BUILD_DIR = CSRC / "build"
 NAME = "a2u_reassembly_cpu"
 LIBRARY = BUILD_DIR / f"{NAME}.so"
@@ -53,7 +54,10 @@ def compile_flags() -> tuple[list[str], list[str]]:
 
 
 def source_hash() -> str:
-    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for source in SOURCES:
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def read_record() -> dict | None:
@@ -73,7 +77,7 @@ def stale_reason() -> str | None:
     if record.get("torch") != torch.__version__:
         return f"built for torch {record.get('torch')}, running torch {torch.__version__}"
     if record.get("source_hash") != source_hash():
-        return "built from an older a2u_reassembly.cpp"
+        return "built from older sources (models/ops/csrc/*.cpp changed)"
     missing = sorted(set(record.get("requires_cpu_flags", [])) - cpu_flags())
     if missing:
         return f"built for a CPU with {', '.join(missing)}, which this CPU lacks"
@@ -85,7 +89,7 @@ def build(force: bool = False) -> tuple[bool, str]:
     import torch
 
     if not force and stale_reason() is None:
-        return True, f"fused CPU reassembly ops up to date ({_rel(LIBRARY)})"
+        return True, f"fused CPU ops up to date ({_rel(LIBRARY)})"
     os.environ.setdefault("MAX_JOBS", "1")
     bin_dir = str(Path(sys.executable).parent)   # the venv's ninja (pip wheel), if any
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
@@ -97,8 +101,8 @@ def build(force: bool = False) -> tuple[bool, str]:
     cflags, requires = compile_flags()
     start = time.perf_counter()
     try:
-        cpp_extension.load(name=NAME, sources=[str(SOURCE)], extra_cflags=cflags, build_directory=str(BUILD_DIR),
-                           is_python_module=False, verbose=False)
+        cpp_extension.load(name=NAME, sources=[str(source) for source in SOURCES], extra_cflags=cflags,
+                           build_directory=str(BUILD_DIR), is_python_module=False, verbose=False)
     except Exception as error:   # compiler missing, ninja missing, compile error, ...
         LOG.write_text(str(error))
         return False, str(error)
@@ -107,7 +111,7 @@ def build(force: bool = False) -> tuple[bool, str]:
                                   "build_seconds": round(seconds, 1), "cflags": cflags,
                                   "requires_cpu_flags": requires,
                                   "built": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1) + "\n")
-    return True, f"built fused CPU reassembly ops in {seconds:.1f} s ({_rel(LIBRARY)})"
+    return True, f"built fused CPU ops in {seconds:.1f} s ({_rel(LIBRARY)})"
 
 
 def _rel(path: Path) -> str:
@@ -127,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         print(message)
         return 0
     tail = "\n".join(message.strip().splitlines()[-25:])
-    print(f"{tail}\nWARNING: building the fused CPU reassembly ops failed (full log: {_rel(LOG)}); the "
-          f"pure-PyTorch reassembly will run instead (slower). Retry with `.venv/bin/python -m models.ops.build_ext`.",
+    print(f"{tail}\nWARNING: building the fused CPU ops failed (full log: {_rel(LOG)}); the pure-PyTorch "
+          f"reassembly and correlation will run instead (slower). Retry with "
+          f"`.venv/bin/python -m models.ops.build_ext`.",
           file=sys.stderr)
     return 1 if args.strict else 0
 

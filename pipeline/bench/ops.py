@@ -139,12 +139,14 @@ def registered_operators() -> list[str]:
 
 
 def default_operators() -> list[str]:
-    """The operators timed when `bench.operators` is null: the nine pairs of PAIR_NAMES (the ablation pairs of
-    `ABLATION_PAIR_NAMES` would double the operator tables; they are timed when named)."""
+    """The operators timed when `bench.operators` is null: the nine pairs of PAIR_NAMES, then A2U's six
+    successors (SUCCESSOR_PAIR_NAMES); the ablation pairs of `ABLATION_PAIR_NAMES` would double the operator
+    tables: they are timed when named."""
     import models  # noqa: F401
-    from models.ops.pairs import PAIR_NAMES
+    from models.ops.pairs import PAIR_NAMES, SUCCESSOR_PAIR_NAMES
 
-    return [n for n in registered_operators() if n in PAIR_NAMES]
+    known = registered_operators()
+    return [n for n in known if n in PAIR_NAMES] + [n for n in SUCCESSOR_PAIR_NAMES if n in known]
 
 
 def summarise_ratios(shape_results: list[dict[str, Any]], operator: str,

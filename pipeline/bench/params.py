@@ -10,8 +10,8 @@ from pipeline.core.params import check
 class BenchParams:
     """Settings of the bench stage (defaults: the full run; profiles shrink it).
 
-    operators: operator-pair names timed per shape (null: the nine pairs of `PAIR_NAMES`; ablation pairs
-        such as a2u-self are timed when named).
+    operators: operator-pair names timed per shape (null: the nine pairs of `PAIR_NAMES` and the six successors
+        of `SUCCESSOR_PAIR_NAMES`; ablation pairs such as a2u-self are timed when named).
     network_variants: matting-network upsamplers timed as whole networks.
     threads: torch intra-op threads while timing (1 steadies CPU ratios on a shared machine; null: default).
     repeats: interleaved repeats per case (the median is reported).
@@ -26,6 +26,8 @@ class BenchParams:
     ratio_threads: thread counts at which the A2U/bilinear ratio targets (training steps, network forward)
         are measured, each in its own interleaved round.
     step_repeats: interleaved repeats per training-step case (the median is reported; ≥ 5 for the targets).
+    step_variants: operator pairs timed in the matting training-step cases against bilinear (must include
+        bilinear and a2u, whose ratio the targets state); the toy cases time bilinear and a2u.
     toy_step_batches: batches of the toy training-step cases (N×1×32×32).
     matting_step_cases: [batch, crop] of the matting training-step cases (crop a multiple of 16; batch ≥ 2:
         with batch 1 the BatchNorm of the ASPP image-pooling branch sees one value per channel and cannot train).
@@ -55,6 +57,7 @@ class BenchParams:
     export_sizes: tuple[tuple[int, int], ...] = ((64, 96), (256, 256))
     ratio_threads: tuple[int, ...] = (1, 2)
     step_repeats: int = 5
+    step_variants: tuple[str, ...] = ("bilinear", "a2u", "fade", "sapa", "dysample")
     toy_step_batches: tuple[int, ...] = (20, 100)
     matting_step_cases: tuple[tuple[int, int], ...] = ((4, 64), (2, 512))
     step_time_budget_s: float | None = None
@@ -67,6 +70,9 @@ class BenchParams:
         for key in ("repeats", "op_max_elements", "op_max_bytes", "metrics_size", "metrics_repeats", "step_repeats",
                     "network_repeats"):
             check(getattr(self, key) >= 1, f"bench.{key}", "must be >= 1", getattr(self, key))
+        check("bilinear" in self.step_variants and "a2u" in self.step_variants
+              and len(set(self.step_variants)) == len(self.step_variants), "bench.step_variants",
+              "must name bilinear and a2u (the targets' ratio), each once", self.step_variants)
         for key in ("batch_sizes", "op_matting_sizes", "network_sizes", "ratio_threads", "toy_step_batches"):
             check(all(v >= 1 for v in getattr(self, key)), f"bench.{key}", "must hold sizes >= 1",
                   getattr(self, key))

@@ -140,8 +140,9 @@ def run_benchmark(cfg: BenchParams, base: BaseParams, out_dir: str | Path, netwo
     ops["device"] = str(device)
     ops["load_average_1min_before_after"] = [load_before[0], os.getloadavg()[0]]
     write_json(out_dir / "ops.json", ops)
-    steps = bench_cases(step_cases(cfg), ["bilinear", "a2u"], list(cfg.ratio_threads), cfg.step_repeats, seed,
-                        device, cfg.step_time_budget_s, step_builder)
+    matting = ["bilinear", *(v for v in cfg.step_variants if v != "bilinear")]   # the baseline first
+    steps = bench_cases(step_cases(cfg), {"toy_train": ["bilinear", "a2u"], "matting_train": matting},
+                        list(cfg.ratio_threads), cfg.step_repeats, seed, device, cfg.step_time_budget_s, step_builder)
     write_json(out_dir / "steps.json", steps)
     if cfg.network_variants and cfg.network_sizes:
         nets = bench_networks(list(cfg.network_variants), list(cfg.network_sizes), cfg.network_repeats, device,

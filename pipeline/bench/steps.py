@@ -1,4 +1,4 @@
-"""Whole training steps, A2U against bilinear, timed interleaved at several thread counts.
+"""Whole training steps, A2U (and its successors) against bilinear, timed interleaved at several thread counts.
 
 A *training step* is what one iteration of the `toy` or `train` stage costs without data loading: zero the
 gradients, forward, the stage's loss, backward, optimiser step.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -134,13 +134,16 @@ def bench_case(case: StepCase, variants: Sequence[str], threads: Iterable[int], 
     return out
 
 
-def bench_cases(cases: Sequence[StepCase], variants: Sequence[str], threads: Sequence[int], repeats: int,
-                seed: int = 0, device: torch.device | str = "cpu", time_budget_s: float | None = None,
+def bench_cases(cases: Sequence[StepCase], variants: Sequence[str] | Mapping[str, Sequence[str]],
+                threads: Sequence[int], repeats: int, seed: int = 0, device: torch.device | str = "cpu",
+                time_budget_s: float | None = None,
                 builder: Callable[[StepCase, str, int, torch.device | str], Step] | None = None
                 ) -> dict[str, Any]:
     """Every case in order within `time_budget_s` (`bench.step_time_budget_s`); refused ones are listed in
     "skipped" with the reason. A case's cost is projected from the last measured case of the same kind
-    (seconds per `StepCase.units`); the first case of a kind always runs while time is left."""
+    (seconds per `StepCase.units`); the first case of a kind always runs while time is left. `variants` is one
+    list for every case or a list per kind (the baseline first)."""
+    per_kind = variants if isinstance(variants, Mapping) else {kind: variants for kind in KINDS}
     budget = TimeBudget(time_budget_s, "bench.step_time_budget_s")
     rates: dict[str, TimeBudget] = {}
     results, skipped = [], []
@@ -153,14 +156,20 @@ def bench_cases(cases: Sequence[StepCase], variants: Sequence[str], threads: Seq
             logger.info("skipped %s: %s", case.label, reason)
             continue
         start = time.perf_counter()
-        results.append(bench_case(case, variants, threads, repeats, seed, device, builder=builder))
+        variants = list(per_kind[case.kind])
+        results.append(bench_case(case, variants, threads, repeats, seed, device, baseline=variants[0],
+                                  builder=builder))
         elapsed = time.perf_counter() - start
         kind_budget.record(case.units, elapsed)
-        ratios = {t: r[variants[-1]][f"ratio_vs_{variants[0]}"] for t, r in results[-1]["threads"].items()}
-        logger.info("%s: %.1f s; %s / %s by threads: %s", case.label, elapsed, variants[-1], variants[0],
-                    {t: round(v, 3) for t, v in ratios.items()})
-    return {"cases": results, "skipped": skipped, "variants": list(variants), "threads": [str(t) for t in threads],
-            "repeats": repeats}
+        shown = "a2u" if "a2u" in variants else variants[-1]
+        ratios = {t: r[shown][f"ratio_vs_{variants[0]}"] for t, r in results[-1]["threads"].items()}
+        others = {v: round(results[-1]["threads"][str(threads[0])][v][f"ratio_vs_{variants[0]}"], 2)
+                  for v in variants[1:] if v != shown}
+        logger.info("%s: %.1f s; %s / %s by threads: %s%s", case.label, elapsed, shown, variants[0],
+                    {t: round(v, 3) for t, v in ratios.items()},
+                    f"; at {threads[0]} thread(s): {others}" if others else "")
+    return {"cases": results, "skipped": skipped, "variants": {k: list(v) for k, v in per_kind.items()},
+            "threads": [str(t) for t in threads], "repeats": repeats}
 
 
 def _find(steps: dict[str, Any], kind: str, batch: int, size: int) -> dict[str, Any] | None:

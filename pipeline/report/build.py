@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -44,7 +44,11 @@ VERIFY_TITLES = {"metric_parity": "SAD/MSE/Grad/Conn against the original MATLAB
                  "operator_parity": "A2U/A2D reassembly kernels against loop references (float64)",
                  "gradients": "backward passes of the reassembly kernels (gradcheck, float64)",
                  "parameter_counts": "parameter counts against the official code",
-                 "onnx_parity": "ONNX export of an A2D/A2U pair, onnxruntime against PyTorch"}
+                 "onnx_parity": "ONNX export of an A2D/A2U pair, onnxruntime against PyTorch",
+                 "successor_identities": "FADE/SAPA/DySample with zero parameters: ½guide + ½box, box, bilinear "
+                                         "(float64)",
+                 "successor_gradients": "FADE/SAPA/DySample backward passes (gradcheck, float64)",
+                 "successor_onnx": "FADE/SAPA/DySample ONNX export (opset 17), onnxruntime against PyTorch"}
 #: (group, key in verify.json, title) of the parameter-count rows, in the order the report shows them.
 PARAMETER_ROWS = (("network", "bilinear", "matting network, bilinear baseline"),
                   ("network", "a2u extra", "added by A2U (channel-shared)"),
@@ -260,14 +264,14 @@ def verification_table(results: Path, reader: SourceReader) -> Table | None:
             fp.get("backend"), str(fp.get("backend"))) + (f": {fp['reason']}" if fp.get("reason") else "")
         table.add("reassembly backend of eager CPU calls", backend,
                   "fused-cpp when built; A2U_FUSED_CPU=0 forces eager", str(fp.get("backend")))
-        title = "fused C++ reassembly op against pure PyTorch (float32, output and gradients)"
+        title = "fused C++ ops against pure PyTorch (float32, output and gradients)"
         if fp.get("passed") is None:
             table.add(title, fp.get("skipped", "not run"), "", "not run")
         else:
             shape = fp.get("shape", {})
             table.add(title,
                       reader.get(path, "checks", "fused_parity", "max_rel_error",
-                                 fmt=lambda v: f"{sci(v)} max relative |Δ| (A2U up, A2D down; N = {shape.get('batch')}"
+                                 fmt=lambda v: f"{sci(v)} max relative |Δ| (A2U up, A2D down, generator correlation; N = {shape.get('batch')}"
                                                f", C = {shape.get('channels')}, R = {shape.get('size')})"),
                       reader.get(path, "checks", "fused_parity", "tolerance", fmt=sci), status("fused_parity"))
     if "parameter_counts" in checks:
@@ -290,7 +294,40 @@ def verification_table(results: Path, reader: SourceReader) -> Table | None:
                       reader.get(path, "checks", "onnx_parity", "max_abs_diff_worst",
                                  fmt=lambda v: f"{sci(v)} max |Δ| at {sizes}"),
                       reader.get(path, "checks", "onnx_parity", "tolerance", fmt=sci), status("onnx_parity"))
+    if "successors" in checks:
+        _successor_rows(table, checks["successors"], path, reader, sci)
     return table if table.rows else None
+
+
+def _successor_rows(table: Table, checks: dict[str, Any], path: Path, reader: SourceReader,
+                    sci: Callable[[float], str]) -> None:
+    """The verify stage's FADE/SAPA/DySample rows: identities, gradcheck, parameter counts, ONNX parity."""
+    names = ", ".join(checks.get("identities", {}))
+    worst = max(checks["identities"], key=checks["identities"].get)
+    table.add(VERIFY_TITLES["successor_identities"],
+              reader.get(path, "checks", "successors", "identities", worst,
+                         fmt=lambda v: f"{sci(v)} max |Δ| ({names})"),
+              reader.get(path, "checks", "successors", "identity_tolerance", fmt=sci),
+              "passed" if max(checks["identities"].values()) <= checks["identity_tolerance"] else "FAILED")
+    grads = checks.get("gradients", {})
+    table.add(VERIFY_TITLES["successor_gradients"], f"{sum(grads.values())} of {len(grads)} operators",
+              "torch.autograd.gradcheck", "passed" if all(grads.values()) else "FAILED")
+    for name, row in checks.get("parameter_counts", {}).items():
+        official = (reader.get(path, "checks", "successors", "parameter_counts", name, "official",
+                               fmt=lambda v: f"{v:,} (official code)") if row.get("official") is not None
+                    else "not published")
+        table.add(f"parameters added to the matting network by {name}",
+                  reader.get(path, "checks", "successors", "parameter_counts", name, "ours"), official,
+                  {True: "equal", False: "DIFFERENT", None: "ours only"}[row.get("equal")])
+    if "onnx" in checks:
+        worst = max(checks["onnx"], key=checks["onnx"].get)
+        table.add(VERIFY_TITLES["successor_onnx"],
+                  reader.get(path, "checks", "successors", "onnx", worst,
+                             fmt=lambda v: f"{sci(v)} max relative |Δ| ({worst}; 2 sizes each)"),
+                  reader.get(path, "checks", "successors", "onnx_tolerance", fmt=sci),
+                  "passed" if checks["onnx"][worst] <= checks["onnx_tolerance"] else "FAILED")
+    else:
+        table.add(VERIFY_TITLES["successor_onnx"], checks.get("onnx_skipped", "not run"), "", "not run")
 
 
 def targets_summary(results: Path, reader: SourceReader) -> dict[str, int] | None:

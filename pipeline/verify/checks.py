@@ -13,7 +13,9 @@
 - `parameter_counts`: kernel generators and matting networks against the official code's counts
   (`reference_counts.yaml`);
 - `onnx_parity`: an A2D/A2U pair exported to ONNX (TorchScript exporter, dynamic H, W) and run by onnxruntime at
-  two sizes, max |Δ| against eager PyTorch.
+  two sizes, max |Δ| against eager PyTorch;
+- `successors`: FADE, SAPA and DySample (`pipeline.verify.successors`): zero-parameter identities, gradcheck,
+  matting-network parameter counts against the official code's, ONNX/onnxruntime parity.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
+
+from pipeline.verify.successors import successor_checks
 
 GOLDEN_DIR = Path(__file__).with_name("golden")
 REFERENCE_COUNTS = Path(__file__).with_name("reference_counts.yaml")
@@ -175,13 +179,15 @@ def _relative(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 def fused_parity(seed: int = 0, shape: dict[str, int] | None = None) -> dict[str, Any]:
-    """The CPU reassembly backend, and the fused C++ op against the pure-PyTorch kernels (float32, matting shape).
+    """The CPU reassembly backend, and the fused C++ ops against the pure-PyTorch kernels (float32, matting shape).
 
-    Relative error max |fused − eager| / max |eager| of the output, grad_x and grad_kernels of A2U up (s = 3,
-    ×2) and A2D down (k = 6), softmax-normalised kernels, one random upstream gradient. The fused op is called
+    Relative error max |fused − eager| / max |eager| of the output and both gradients of A2U up (s = 3, ×2), A2D
+    down (k = 6; softmax-normalised kernels) and the generator's u, v correlation (k = 6, stride 2; the
+    gradients of x and of the filters, reported as grad_kernels), one random upstream gradient. The fused op is called
     directly, so the parity is checked even where `A2U_FUSED_CPU=0` turns it off for the run.
     """
     from models.ops.kernels import fused_cpu
+    from models.ops.kernels.depthwise import depthwise_correlations
     from models.ops.kernels.down import a2d_downsample
     from models.ops.kernels.up import reassemble_up
 
@@ -190,7 +196,8 @@ def fused_parity(seed: int = 0, shape: dict[str, int] | None = None) -> dict[str
     out: dict[str, Any] = {**cpu_backend(), "dtype": "float32", "tolerance": FUSED_RTOL,
                            "error": "max |fused - eager| / max |eager|",
                            "shape": {**shape, "up": f"{n}x{c}x{size // 2}x{size // 2} -> {size}x{size}, s=3",
-                                     "down": f"{n}x{c}x{size}x{size} -> {size // 2}x{size // 2}, k=6"}}
+                                     "down": f"{n}x{c}x{size}x{size} -> {size // 2}x{size // 2}, k=6",
+                                     "correlation": f"{n}x{c}x{size}x{size}, 2 shared 6x6 filters, stride 2"}}
     if not out["fused_built"]:
         return {**out, "passed": None, "skipped": f"fused CPU op not built: {out['reason']}"}
     gen = torch.Generator().manual_seed(seed)
@@ -200,7 +207,11 @@ def fused_parity(seed: int = 0, shape: dict[str, int] | None = None) -> dict[str
                lambda x, k: fused_cpu.reassemble_up(x, k, 3, 1, 2), lambda x, k: reassemble_up(x, k, 3, 1, 2)),
         "down": (torch.randn(n, c, size, size, generator=gen),
                  _softmax_kernels(gen, n, 1, 36, size // 2, size // 2).float(),
-                 lambda x, k: fused_cpu.reassemble_down(x, k, 6, 1), lambda x, k: a2d_downsample(x, k, 6, 1))}
+                 lambda x, k: fused_cpu.reassemble_down(x, k, 6, 1), lambda x, k: a2d_downsample(x, k, 6, 1)),
+        # the generator's u, v correlations (k = 6, stride 2, shared filters): one tensor per path
+        "correlation": (torch.randn(n, c, size, size, generator=gen), torch.randn(n, 2, 6, 6, generator=gen),
+                        lambda x, f: fused_cpu.correlate(x, f, 6, 2, 2),
+                        lambda x, f: torch.stack(depthwise_correlations(x, f, 6, 2, 2)))}
     for name, (x, kernels, fused_fn, eager_fn) in cases.items():
         values = {}
         for path, fn in (("fused", fused_fn), ("eager", eager_fn)):
@@ -211,7 +222,7 @@ def fused_parity(seed: int = 0, shape: dict[str, int] | None = None) -> dict[str
                 values[path] = (y.detach(), *torch.autograd.grad(y, (a, b), grad))
         out[name] = {part: _relative(f, e) for part, f, e in zip(("output", "grad_x", "grad_kernels"),
                                                                  values["fused"], values["eager"])}
-    out["max_rel_error"] = max(v for d in ("up", "down") for v in out[d].values())
+    out["max_rel_error"] = max(v for d in cases for v in out[d].values())
     out["passed"] = out["max_rel_error"] <= FUSED_RTOL
     return out
 
@@ -297,4 +308,5 @@ def run_all(seed: int) -> dict[str, Any]:
     """Every check, in the order the report lists them."""
     return {"metric_parity": metric_parity(), "operator_parity": operator_parity(seed),
             "gradients": gradients(seed), "fused_parity": fused_parity(seed),
-            "parameter_counts": parameter_counts(), "onnx_parity": onnx_parity(seed)}
+            "parameter_counts": parameter_counts(), "onnx_parity": onnx_parity(seed),
+            "successors": successor_checks(seed)}

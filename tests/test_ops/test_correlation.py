@@ -2,12 +2,14 @@
 and run-to-run determinism in float32; the pooled+mean context against the plain ops."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.autograd import gradcheck
 
-from models.ops.kernels import depthwise
+from models.ops.kernels import depthwise, fused_cpu
 from models.ops.kernels.depthwise import depthwise_correlations, pool_and_mean
 
 
@@ -54,12 +56,14 @@ def test_public_function_uses_the_custom_backward_and_is_deterministic():
     f = torch.randn(4, 2, 6, 6, generator=gen)
     runs = []
     depthwise._CorrelationFunction.backward = staticmethod(spy)
-    try:
-        for _ in range(2):
-            xl, fl = x.clone().requires_grad_(), f.clone().requires_grad_()
-            outs = depthwise_correlations(xl, fl, 6, 2, 2)
-            (outs[0] * outs[1]).sum().backward()
-            runs.append((xl.grad, fl.grad))
+    try:   # the pure-PyTorch path; where built, the fused C++ op runs instead (test_fused_correlation.py)
+        with fused_cpu.fallback(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for _ in range(2):
+                xl, fl = x.clone().requires_grad_(), f.clone().requires_grad_()
+                outs = depthwise_correlations(xl, fl, 6, 2, 2)
+                (outs[0] * outs[1]).sum().backward()
+                runs.append((xl.grad, fl.grad))
     finally:
         depthwise._CorrelationFunction.backward = original
     assert calls == [1, 1]

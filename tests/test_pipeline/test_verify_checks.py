@@ -22,10 +22,10 @@ def test_fused_parity_reports_the_backend_and_passes() -> None:
     result = checks.fused_parity(0, SMALL)
     assert result["backend"] == "fused-cpp" and result["fused_built"] and result["reason"] is None
     assert result["passed"] is True and result["tolerance"] == checks.FUSED_RTOL == 1e-5
-    for op in ("up", "down"):
+    for op in ("up", "down", "correlation"):
         assert set(result[op]) == {"output", "grad_x", "grad_kernels"}
         assert all(0 <= v <= 1e-5 for v in result[op].values())
-    assert result["max_rel_error"] == max(v for op in ("up", "down") for v in result[op].values())
+    assert result["max_rel_error"] == max(v for op in ("up", "down", "correlation") for v in result[op].values())
     assert result["shape"]["up"] == "1x8x6x6 -> 12x12, s=3" and result["shape"]["down"] == "1x8x12x12 -> 6x6, k=6"
 
 
@@ -74,7 +74,7 @@ def test_verification_table_shows_the_backend_and_the_parity(tmp_path: Path) -> 
                              "passed": True})
     backend = rows["reassembly backend of eager CPU calls"]
     assert backend[1].text == "fused C++ op (fused-cpp)" and backend[-1].text == "fused-cpp"
-    parity = rows["fused C++ reassembly op against pure PyTorch (float32, output and gradients)"]
+    parity = rows["fused C++ ops against pure PyTorch (float32, output and gradients)"]
     assert parity[1].source == "results/verify/verify.json" and text_shows_value(parity[1].text, 4.1e-7)
     assert "N = 2, C = 64, R = 64" in parity[1].text and parity[2].text == "1.0e-05" and parity[3].text == "passed"
     assert "fused C++" in rows[next(r for r in rows if r.startswith("A2U/A2D reassembly"))][1].text
@@ -86,5 +86,5 @@ def test_verification_table_says_why_eager(tmp_path: Path) -> None:
                              "passed": None, "skipped": "fused CPU op not built: not built (test)"})
     backend = rows["reassembly backend of eager CPU calls"]
     assert backend[1].text == "pure PyTorch (eager): not built (test)" and backend[-1].text == "eager"
-    parity = rows["fused C++ reassembly op against pure PyTorch (float32, output and gradients)"]
+    parity = rows["fused C++ ops against pure PyTorch (float32, output and gradients)"]
     assert parity[-1].text == "not run" and "not built (test)" in parity[1].text

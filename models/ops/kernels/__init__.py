@@ -8,8 +8,9 @@
   which `up.py` dispatches to on CPU;
 - `depthwise.py`: the A2U generator's adaptive pooling (+ global mean) and per-image depthwise correlations (an
   autograd Function with a cheap filter gradient), with export forms;
-- `fused_cpu.py`: loader of the fused C++ CPU ops `a2u::reassemble_up` / `a2u::reassemble_down` (built at install
-  time by `models/ops/build_ext.py`), which `up.py` / `down.py` use on CPU when built (else one warning);
+- `fused_cpu.py`: loader of the fused C++ CPU ops `a2u::reassemble_up` / `a2u::reassemble_down` and the
+  generator's `a2u::correlate` (built at install time by `models/ops/build_ext.py`), which `up.py` / `down.py` /
+  `depthwise.py` use on CPU when built (else one warning);
 - `common.py`: execution-mode checks, argument checks, blocking and clipping helpers.
 """
 from models.ops.kernels.depthwise import (adaptive_avg_pool2d, adaptive_avg_pool2d_by_matrices,

@@ -8,7 +8,11 @@
 2. `depthwise_correlation`: the per-image depthwise correlation with filters predicted from the input (a grouped
    convolution with groups = N·C whose weights are data). Under export it uses `depthwise_correlation_plain`, a
    sum over the k² window offsets of strided views × filter taps: exporters cannot translate a convolution whose
-   kernel is only known at run time.
+   kernel is only known at run time. Eager on CPU it is the fused C++ op `a2u::correlate`
+   (`models/ops/csrc/a2u_correlation.cpp`, `fused_cpu.correlate`; forward and backward one op each, with and
+   without grad): 0.4–0.8× the grouped convolutions' time forward and 0.25–0.6× forward+backward at the toy and
+   matting shapes (1 thread, measured on the 2-core Xeon; faster at every shape, stride, k and filter kind tried,
+   so no size threshold). `_CorrelationFunction` is the pure-PyTorch path where it is not built or disabled.
 "Export" means ONNX export or torch.export (`common.is_exporting`); jit tracing (FLOP counting) and
 torch.compile use the eager ops.
 """
@@ -20,6 +24,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 from torch.profiler import record_function
 
+from models.ops.kernels import fused_cpu
 from models.ops.kernels.common import is_exporting, is_tracing
 
 __all__ = ["adaptive_avg_pool2d", "adaptive_avg_pool2d_by_matrices", "pool_and_mean", "depthwise_correlation", "depthwise_correlations",
@@ -102,6 +107,8 @@ def _grouped_input(x: torch.Tensor, kernel_size: int, stride: int) -> tuple[torc
 class _CorrelationFunction(torch.autograd.Function):
     """The grouped-convolution correlation with a backward that computes only what is needed, cheaply.
 
+    Pure-PyTorch path: eager CPU calls take the fused op instead where it is built and enabled.
+
     Forward: one grouped convolution (groups = N·C) per filter set, as the plain eager path.
     Backward: grad_x = Σ_q the convolutions' input gradient (oneDNN's depthwise backward-data, fast);
     grad of shared filters: per image, the weight gradient of a *dense* convolution that treats the C channels
@@ -183,9 +190,12 @@ def depthwise_correlations(x: torch.Tensor, filters: torch.Tensor, kernel_size: 
         filters (Tensor): N×q×k×k (shared by the channels) or N×(q·C)×k×k (channel-wise, set-major), q = `sets`.
         kernel_size (int): k. stride (int): 2 (A2D/A2U paired) or 1 (self-guided A2U).
 
-    The generator passes u and v of every rank as one call (q = 2d), so x is read and saved once. Under
-    tracing / export / torch.compile, autocast or mixed dtypes the plain grouped convolution differentiated by
-    autograd is used (identical forward ops, so FLOP counts and exports see the same graph).
+    The generator passes u and v of every rank as one call (q = 2d), so x is read and saved once. On CPU (eager,
+    float32/float64, one dtype, not autocast) the fused C++ op `a2u::correlate` runs, with and without grad
+    (`fused_cpu.use_fused_correlation`); elsewhere, or under `fused_cpu.fallback()` / `A2U_FUSED_CPU=0`,
+    `_CorrelationFunction` (grad) or the plain grouped convolution (no grad). Under tracing / export /
+    torch.compile, autocast or mixed dtypes the plain grouped convolution differentiated by autograd is used
+    (identical forward ops, so FLOP counts and exports see the same graph).
     """
     if is_exporting():
         out = depthwise_correlation_plain(x, filters, kernel_size, sets, stride)
@@ -195,6 +205,8 @@ def depthwise_correlations(x: torch.Tensor, filters: torch.Tensor, kernel_size: 
     if is_tracing():
         return _correlations_eager(x, filters, kernel_size, sets, stride)
     with record_function("a2u::correlation"):
+        if fused_cpu.use_fused_correlation(x, filters):   # one op: forward, and its fused backward under autograd
+            return fused_cpu.correlate(x, filters, kernel_size, sets, stride).unbind(0)
         if plain:
             return _correlations_eager(x, filters, kernel_size, sets, stride)
         return _CorrelationFunction.apply(x, filters, kernel_size, sets, stride)

@@ -1,9 +1,12 @@
-"""Fused CPU reassembly ops (`a2u::reassemble_up`, `a2u::reassemble_down`): loader, fake and autograd registration.
+"""Fused CPU ops (`a2u::reassemble_up`, `a2u::reassemble_down`, `a2u::correlate`): loader, fake and autograd
+registration.
 
-The C++ library (`models/ops/csrc/a2u_reassembly.cpp`) is compiled at install time by `python -m
-models.ops.build_ext` (the Makefile's install step) and only *loaded* here. `up.reassemble_up` and
-`down.a2d_downsample` call these ops for CPU tensors in eager mode (`use_fused`); while tracing or exporting the
-plain forms run (standard ops only in exported graphs), and on other devices the existing paths run.
+The C++ library (`models/ops/csrc/a2u_reassembly.cpp` and `a2u_correlation.cpp`) is compiled at install time by
+`python -m models.ops.build_ext` (the Makefile's install step) and only *loaded* here. `up.reassemble_up` and
+`down.a2d_downsample` call the reassembly ops for CPU tensors in eager mode (`use_fused`), and
+`depthwise.depthwise_correlations` calls the generator's correlation op (`use_fused_correlation`); while tracing
+or exporting the plain forms run (standard ops only in exported graphs), and on other devices the existing paths
+run.
 
 Each op is one `torch.library` op with a fake (meta) implementation and an autograd formula whose backward is
 the fused backward op (grad_x and grad_K in one pass, no atomics), so autograd, `torch.compile` (when called
@@ -24,14 +27,16 @@ import torch
 
 from models.ops.kernels.common import is_tracing
 
-__all__ = ["available", "use_fused", "set_fused_enabled", "fallback", "unavailable_reason", "backend",
-           "ENV_VAR", "BUILD_HINT"]
+__all__ = ["available", "use_fused", "use_fused_correlation", "set_fused_enabled", "fallback", "unavailable_reason",
+           "backend", "correlate", "ENV_VAR", "BUILD_HINT"]
 
 #: Environment variable: "0" (or "off", "false") forces the pure-PyTorch path.
 ENV_VAR = "A2U_FUSED_CPU"
 BUILD_HINT = "build it with `make venv` or `.venv/bin/python -m models.ops.build_ext`"
 #: dtypes the C++ kernels take (accumulation in float32, float64 for float64)
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+#: dtypes of the correlation op (accumulation in the input dtype)
+CORRELATION_DTYPES = (torch.float32, torch.float64)
 
 _state: dict = {"loaded": None, "reason": None, "enabled": None, "warned": set()}
 
@@ -45,7 +50,7 @@ def _load() -> bool:
 
         reason = build_ext.stale_reason()
         if reason is None:
-            if not hasattr(torch.ops.a2u, "reassemble_up_backward"):
+            if not all(hasattr(torch.ops.a2u, op) for op in ("reassemble_up_backward", "correlate_backward")):
                 torch.ops.load_library(str(build_ext.LIBRARY))
             _register()
             _state["loaded"] = True
@@ -76,7 +81,7 @@ def set_fused_enabled(enabled: bool | None) -> None:
 
 @contextlib.contextmanager
 def fallback() -> Iterator[None]:
-    """Run the pure-PyTorch reassembly inside the block (for tests and comparisons)."""
+    """Run the pure-PyTorch reassembly and correlation inside the block (for tests and comparisons)."""
     previous = _state["enabled"]
     _state["enabled"] = False
     try:
@@ -93,27 +98,42 @@ def reset_warnings() -> None:
 def _warn_once(key: str, message: str) -> None:
     if key not in _state["warned"]:
         _state["warned"].add(key)
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        warnings.warn(message, RuntimeWarning, stacklevel=5)   # the op's caller
 
 
 def use_fused(x: torch.Tensor) -> bool:
     """Whether this eager call on x takes the fused C++ op (CPU, not tracing/exporting, supported dtype)."""
     if x.device.type != "cpu" or x.dtype not in DTYPES or is_tracing():
         return False
+    return _enabled_and_loaded()
+
+
+def use_fused_correlation(x: torch.Tensor, filters: torch.Tensor) -> bool:
+    """Whether this eager correlation takes `a2u::correlate`: CPU, float32/float64 x and filters of one dtype, not
+    autocast, not tracing/exporting, and the op built and enabled."""
+    if (x.device.type != "cpu" or filters.device.type != "cpu" or x.dtype not in CORRELATION_DTYPES
+            or filters.dtype != x.dtype or torch.is_autocast_enabled("cpu") or is_tracing()):
+        return False
+    return _enabled_and_loaded()
+
+
+def _enabled_and_loaded() -> bool:
+    """Enabled (environment, `set_fused_enabled`, `fallback()`) and loaded; warns once why not."""
     enabled = _state["enabled"] if _state["enabled"] is not None else _env_enabled()
     if not enabled:
         _warn_once("forced", f"a2u: fused CPU reassembly disabled ({ENV_VAR}=0 or fused_cpu.set_fused_enabled/"
-                             f"fallback()); the pure-PyTorch reassembly runs (slower)")
+                             f"fallback()); the pure-PyTorch reassembly and correlation run (slower)")
         return False
     if not _load():
         _warn_once("missing", f"a2u: fused CPU reassembly ops unavailable: {_state['reason']}; the pure-PyTorch "
-                              f"reassembly runs (slower); {BUILD_HINT}")
+                              f"reassembly and correlation run (slower); {BUILD_HINT}")
         return False
     return True
 
 
 def backend(device_type: str = "cpu") -> str:
-    """Which reassembly backend eager calls on `device_type` use: 'fused-cpp', 'eager' (pure PyTorch)."""
+    """Which backend eager reassembly/correlation calls on `device_type` use: 'fused-cpp', 'eager' (pure
+    PyTorch)."""
     if device_type != "cpu":
         return "eager"
     enabled = _state["enabled"] if _state["enabled"] is not None else _env_enabled()
@@ -169,6 +189,28 @@ def _register() -> None:
             gx, gk = lib_ops.reassemble_down_backward(grad, x, kernels, *ctx.config, need_x, need_k)
         return (gx if need_x else None), (gk if need_k else None), None, None
 
+    @torch.library.register_fake("a2u::correlate")
+    def _correlate_fake(x, filters, kernel_size, sets, stride):
+        n, c, hgt, wid = x.shape
+        before = (kernel_size - 1) // 2
+        after = before if stride == 2 else kernel_size // 2
+        return x.new_empty(sets, n, c, (hgt + before + after - kernel_size) // stride + 1,
+                           (wid + before + after - kernel_size) // stride + 1)
+
+    @torch.library.register_fake("a2u::correlate_backward")
+    def _correlate_backward_fake(grad, x, filters, kernel_size, sets, stride, need_x, need_filters):
+        return (torch.empty_like(x, memory_format=torch.contiguous_format) if need_x else x.new_empty(0),
+                torch.empty_like(filters, memory_format=torch.contiguous_format) if need_filters
+                else x.new_empty(0))
+
+    def _correlate_backward(ctx, grad):
+        x, filters = ctx.saved_tensors
+        need_x, need_f = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        with torch.profiler.record_function("a2u::correlation"):
+            gx, gf = lib_ops.correlate_backward(grad, x, filters, *ctx.config, need_x, need_f)
+        return (gx if need_x else None), (gf if need_f else None), None, None, None
+
+    torch.library.register_autograd("a2u::correlate", _correlate_backward, setup_context=_setup)
     torch.library.register_autograd("a2u::reassemble_up", _up_backward, setup_context=_setup)
     torch.library.register_autograd("a2u::reassemble_down", _down_backward, setup_context=_setup)
     _state["registered"] = True
@@ -182,3 +224,10 @@ def reassemble_up(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, grou
 
 def reassemble_down(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, group_size: int) -> torch.Tensor:
     return torch.ops.a2u.reassemble_down(x, kernels, kernel_size, group_size)
+
+
+def correlate(x: torch.Tensor, filters: torch.Tensor, kernel_size: int, sets: int, stride: int) -> torch.Tensor:
+    """The generator's fused depthwise correlation: x N×C×H×W, filters N×q×k×k (shared) or N×(q·C)×k×k
+    (channel-wise, set-major), q = `sets` -> q×N×C×h×w (sets-major: each set's N×C×h×w view is contiguous).
+    Semantics of `depthwise._correlations_eager`; x and filters float32/float64 of one dtype."""
+    return torch.ops.a2u.correlate(x, filters, kernel_size, sets, stride)
