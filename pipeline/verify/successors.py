@@ -48,7 +48,7 @@ def _guided(name: str) -> bool:
     return not name.startswith("dysample")
 
 
-def _randomise(module: nn.Module, std: float, seed: int) -> nn.Module:
+def randomise_parameters(module: nn.Module, std: float = 0.5, seed: int = 0) -> nn.Module:
     """Every parameter redrawn N(0, std²) (LayerNorm weights around 1), so biases and gates matter too."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -76,7 +76,7 @@ def identities(seed: int = 0) -> dict[str, float]:
     for name in OPERATORS:
         module = _build(name, 8).double()
         if name.startswith("dysample"):           # offsets zero; the rest (e.g. DySample+'s scope) random
-            _randomise(module, 0.5, seed)
+            randomise_parameters(module, 0.5, seed)
             zeroed = module.offset.parameters()
         else:
             zeroed = module.parameters()
@@ -110,7 +110,7 @@ def gradients(seed: int = 0) -> dict[str, bool]:
     out = {}
     for name in OPERATORS:
         channels = 4 if name.startswith("dysample") else 2
-        module = _randomise(_build(name, channels, **small.get(name, {})).double(), 0.3, seed)
+        module = randomise_parameters(_build(name, channels, **small.get(name, {})).double(), 0.3, seed)
         out[name] = _gradcheck(module, _inputs(name, channels, 3, 5, seed + 1, torch.float64))
     return out
 
@@ -142,7 +142,7 @@ def onnx(seed: int = 0) -> dict[str, float]:
     out = {}
     for name in OPERATORS:
         torch.manual_seed(seed)
-        module = _randomise(_build(name, 8), 0.3, seed).eval()
+        module = randomise_parameters(_build(name, 8), 0.3, seed).eval()
         names = ["x", "guide"] if _guided(name) else ["x"]
         dynamic = {"x": {2: "h", 3: "w"}, "guide": {2: "H", 3: "W"}, "y": {2: "H", 3: "W"}}
         buffer = io.BytesIO()

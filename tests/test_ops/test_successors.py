@@ -11,6 +11,7 @@ from torch import nn
 from models.ops import (ABLATION_PAIR_NAMES, PAIR_NAMES, SUCCESSOR_PAIR_NAMES, DySample, FADE, SAPA, build_pair,
                         count_parameters)
 from models.registry import MODELS, OPERATOR_PAIRS
+from pipeline.verify.successors import randomise_parameters as _randomise
 from tests.test_ops.successor_references import dysample_loop, fade_loop, sapa_loop
 
 #: Operator alone at C = 64 (FADE 129C + 14,490, FADE-Lite 51C + 276, SAPA-B 132C + 128, SAPA-G 197C + 193,
@@ -32,16 +33,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _randomise(module: nn.Module, std: float = 0.5, seed: int = 0) -> nn.Module:
-    """Every parameter redrawn N(0, std²) (LayerNorm weights around 1), so biases and gates matter too."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            centre = 1.0 if name.startswith("norm") and name.endswith("weight") else 0.0
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * std + centre)
-    return module
 
 
 def _inputs(n: int, c: int, h: int, w: int, s: int = 2, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
