@@ -9,8 +9,10 @@ export DVC_NO_ANALYTICS := 1
 .PHONY: venv datasets repro test bench openmmlab clean-venv gpu-deps gpu-check readme
 
 # Quiet install: pip's output goes to $(VENV)/install.log (its tail is shown on failure); then the fused C++
-# reassembly ops are compiled (models/ops/build_ext.py, one line; the pure-PyTorch path runs if that fails).
-$(STAMP): pyproject.toml constraints.txt models/ops/csrc/a2u_reassembly.cpp models/ops/csrc/a2u_correlation.cpp
+# reassembly, correlation and embedding ops are compiled (models/ops/build_ext.py, one line; the pure-PyTorch
+# path runs if that fails).
+$(STAMP): pyproject.toml constraints.txt models/ops/csrc/a2u_reassembly.cpp models/ops/csrc/a2u_correlation.cpp \
+		models/ops/csrc/a2u_embedding.cpp
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing the Python packages into $(VENV) (pip log: $(VENV)/install.log) ..."
 	@start=$$(date +%s); \

@@ -14,9 +14,11 @@ under `--budget` seconds), results rewritten after each section so a run cut sho
 2. parity: the A2U kernel generator, A2D, A2U, the a2u pair (down + up) and the pairs of A2U's successors (FADE,
    FADE-Lite, SAPA-B, SAPA-G, DySample, DySample+: `SUCCESSOR_PAIR_NAMES`), forward and backward on the device
    against the CPU in float32 (TF32 off), max error relative to the output scale must be <= 1e-5; the bf16 and
-   fp16 autocast errors against float32 are reported (not asserted).
+   fp16 autocast errors against float32 are reported (not asserted). On CUDA with triton, the Triton reassembly
+   ops (`models.ops.kernels.triton`, which the modules use there) are also checked directly against the CPU op.
 3. ops: forward and forward+backward time (CUDA events; perf_counter on CPU) of the a2u pair's down (generator +
-   A2D) against 2×2 avg-pool and max-pool and its up (reassembly) against bilinear, at matting shapes.
+   A2D) against 2×2 avg-pool and max-pool and its up (reassembly) against bilinear, at matting shapes; on CUDA
+   with triton, the up and down reassembly alone with the Triton kernels against the eager (pure-PyTorch) path.
 4. train: the paper config's model and optimiser (crop 512, batch 16 on one GPU, Adam with the encoder at lr/100)
    stepped by MMEngine's `train_step` on synthetic random data already on the device (data loading excluded), in
    float32 as published, for bilinear and a2u: >= 100 timed iterations after a warm-up, iterations/s, peak memory
@@ -29,6 +31,7 @@ under `--budget` seconds), results rewritten after each section so a run cut sho
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime as _dt
 import json
@@ -142,7 +145,8 @@ def section_env(result: dict, device: torch.device, cudnn_benchmark: bool) -> No
                   cudnn_benchmark=cudnn_benchmark,
                   tf32={"cudnn_conv": torch.backends.cudnn.allow_tf32,
                         "matmul": torch.backends.cuda.matmul.allow_tf32},
-                  cpu_threads=torch.get_num_threads())
+                  cpu_threads=torch.get_num_threads(), triton=_triton_version(),
+                  reassembly_backend=_reassembly_backend(device))
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         result.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2 ** 30, 1),
@@ -152,6 +156,79 @@ def section_env(result: dict, device: torch.device, cudnn_benchmark: bool) -> No
 
 
 # ------------------------------------------------------------------------------------------------ parity
+def _triton_version() -> str | None:
+    """The installed triton's version, read from its metadata (triton itself is not imported)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("triton")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _reassembly_backend(device: torch.device) -> str:
+    """Which reassembly kernels eager calls on `device` run (triton is imported only for a CUDA device)."""
+    from models.ops.kernels import fused_cpu
+    from models.ops.kernels import triton as triton_kernels
+
+    return fused_cpu.backend("cpu") if device.type == "cpu" else triton_kernels.backend(device.type)
+
+
+def _triton_skip_reason(device: torch.device) -> str | None:
+    """None when the Triton reassembly kernels run on `device`, else why not."""
+    from models.ops.kernels import triton as triton_kernels
+
+    if device.type != "cuda":
+        return "the Triton kernels run on CUDA only"
+    return None if triton_kernels.available() else triton_kernels.unavailable_reason()
+
+
+def _reassembly_inputs(device: torch.device, n: int, c: int, h: int, seed: int = 2) -> dict[str, torch.Tensor]:
+    """x N×C×h×h (low-res, for up) with softmaxed 3×3 kernels N×9×2h×2h, X N×C×2h×2h with 6×6 kernels N×36×h×h."""
+    gen = torch.Generator().manual_seed(seed)
+    return {name: t.to(device) for name, t in dict(
+        x=torch.randn(n, c, h, h, generator=gen),
+        ku=torch.randn(n, 9, 2 * h, 2 * h, generator=gen).softmax(1),
+        xd=torch.randn(n, c, 2 * h, 2 * h, generator=gen),
+        kd=torch.randn(n, 36, h, h, generator=gen).softmax(1)).items()}
+
+
+def _reassembly_ops() -> dict[str, tuple[Callable[..., torch.Tensor], str, str]]:
+    """name -> (op(x, kernels), input key, kernels key) of the public reassembly ops, as the modules call them."""
+    from models.ops import kernels as K
+
+    return {"up": (lambda a, b: K.reassemble_up(a, b, 3), "x", "ku"),
+            "down": (lambda a, b: K.a2d_downsample(a, b, 6), "xd", "kd")}
+
+
+def _triton_parity(device: torch.device, shape: tuple[int, int, int, int]) -> dict:
+    """The reassembly ops on `device` with the Triton kernels against the CPU op (fused C++ when built), fp32:
+    output, grad_x and grad_K, relative to max(1, max |CPU|)."""
+    reason = _triton_skip_reason(device)
+    if reason is not None:
+        return {"status": "skipped", "reason": reason}
+    from models.ops.kernels import fused_cpu
+
+    n, c, h, _ = shape
+    inputs, checks = _reassembly_inputs(torch.device("cpu"), n, c, h // 2), []
+    for name, (op, xk, kk) in _reassembly_ops().items():
+        ref = _op_value_and_grads(op, inputs[xk], inputs[kk])
+        got = _op_value_and_grads(op, inputs[xk].to(device), inputs[kk].to(device))
+        error = _relative_error([t.cpu() for t in got], ref)
+        checks.append({"op": name, "cpu_backend": fused_cpu.backend("cpu"), "fp32_error": error,
+                       "fp32_ok": error <= PARITY_TOLERANCE})
+        say(f"parity: triton reassembly {name}: fp32 error {error:.2e} vs CPU {fused_cpu.backend('cpu')}")
+    return {"status": "ok" if all(c["fp32_ok"] for c in checks) else "failed", "checks": checks}
+
+
+def _op_value_and_grads(op: Callable[..., torch.Tensor], x: torch.Tensor, kernels: torch.Tensor
+                        ) -> list[torch.Tensor]:
+    x, kernels = x.detach().clone().requires_grad_(True), kernels.detach().clone().requires_grad_(True)
+    out = op(x, kernels)
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(3)).to(out.device)
+    return [out.detach(), *torch.autograd.grad(out, (x, kernels), grad)]
+
+
 def _successors() -> tuple[str, ...]:
     from models.ops.pairs import SUCCESSOR_PAIR_NAMES
 
@@ -223,6 +300,8 @@ def section_parity(result: dict, device: torch.device, shape: tuple[int, int, in
             result["checks"].append(row)
             say(f"parity: {name}: fp32 error {error:.2e} ({'ok' if row['fp32_ok'] else 'FAIL'}), bf16 "
                 f"{_fmt(row['bfloat16_autocast_error'])}, fp16 {_fmt(row['float16_autocast_error'])}")
+        result["triton"] = _triton_parity(device, shape)
+        failed |= result["triton"]["status"] == "failed"
         result["all_fp32_ok"] = not failed
         if failed:
             result["status_override"] = "failed"
@@ -293,6 +372,7 @@ def section_ops(result: dict, device: torch.device, shapes: list, warmup: int, r
                 z.requires_grad_(False)
 
             row[f"{case} fwd+bwd"] = _timer(device, fwd_bwd, warmup, repeats, result["soft_deadline"])
+        row.update(_triton_timings(device, n, c, h, warmup, repeats, result["soft_deadline"]))
         for kind in ("fwd", "fwd+bwd"):
             down, up = row[f"a2u down (generator + A2D) {kind}"], row[f"a2u up (reassembly) {kind}"]
             row[f"down ratio vs avg-pool {kind}"] = _ratio(down, row[f"avg-pool 2×2 {kind}"])
@@ -301,6 +381,39 @@ def section_ops(result: dict, device: torch.device, shapes: list, warmup: int, r
         say(f"ops: {label} (N={n}, C={c}, H={h}): a2u down {_fmt(row['a2u down (generator + A2D) fwd+bwd'])} ms "
             f"vs avg-pool {_fmt(row['avg-pool 2×2 fwd+bwd'])} ms; a2u up {_fmt(row['a2u up (reassembly) fwd+bwd'])} "
             f"ms vs bilinear {_fmt(row['bilinear ×2 fwd+bwd'])} ms (fwd+bwd)")
+
+
+def _triton_timings(device: torch.device, n: int, c: int, h: int, warmup: int, repeats: int,
+                    soft_deadline: float) -> dict[str, Any]:
+    """The up (3×3, h/2 -> h) and down (6×6, h -> h/2) reassembly alone, Triton kernels against the eager
+    pure-PyTorch path on the same inputs (kernels requiring grad, as in training); {} when Triton does not run."""
+    if _triton_skip_reason(device) is not None:
+        return {}
+    from models.ops.kernels import triton as triton_kernels
+
+    inputs, row = _reassembly_inputs(device, n, c, h // 2), {}
+    for name, (op, xk, kk) in _reassembly_ops().items():
+        x, kernels = inputs[xk], inputs[kk].requires_grad_(True)
+
+        def fwd_bwd(op=op, x=x, kernels=kernels) -> None:
+            x.requires_grad_(True)
+            op(x, kernels).sum().backward()
+            x.grad = kernels.grad = None
+            x.requires_grad_(False)
+
+        for backend, context in (("triton", contextlib.nullcontext), ("eager", triton_kernels.disabled)):
+            with context():
+                with torch.no_grad():
+                    row[f"reassembly {name} {backend} fwd"] = _timer(device, lambda op=op, x=x, k=kernels: op(x, k),
+                                                                     warmup, repeats, soft_deadline)
+                row[f"reassembly {name} {backend} fwd+bwd"] = _timer(device, fwd_bwd, warmup, repeats,
+                                                                     soft_deadline)
+        for kind in ("fwd", "fwd+bwd"):
+            row[f"{name} triton speedup vs eager {kind}"] = _ratio(row[f"reassembly {name} eager {kind}"],
+                                                                   row[f"reassembly {name} triton {kind}"])
+    say(f"ops: triton reassembly (N={n}, C={c}, H={h}) speedup vs eager fwd+bwd: up "
+        f"{_fmt(row['up triton speedup vs eager fwd+bwd'])}, down {_fmt(row['down triton speedup vs eager fwd+bwd'])}")
+    return row
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -489,10 +602,16 @@ def render_markdown(data: dict) -> str:
         elif name == "parity":
             lines += [result.get("note", ""), ""] + _table(result.get("checks", []), [
                 "module", "fp32_error", "fp32_ok", "bfloat16_autocast_error", "float16_autocast_error"])
+            triton_parity = result.get("triton", {})
+            lines += ["", f"Triton reassembly against the CPU op: {triton_parity.get('status', '-')}"
+                          f"{' (' + triton_parity['reason'] + ')' if triton_parity.get('reason') else ''}."]
+            lines += [""] + _table(triton_parity["checks"], ["op", "cpu_backend", "fp32_error", "fp32_ok"]) \
+                if triton_parity.get("checks") else []
         elif name == "ops":
             keys = ["shape", "a2u down (generator + A2D) fwd+bwd", "avg-pool 2×2 fwd+bwd", "max-pool 2×2 fwd+bwd",
                     "down ratio vs avg-pool fwd+bwd", "a2u up (reassembly) fwd+bwd", "bilinear ×2 fwd+bwd",
-                    "up ratio vs bilinear fwd+bwd", "down ratio vs avg-pool fwd", "up ratio vs bilinear fwd"]
+                    "up ratio vs bilinear fwd+bwd", "down ratio vs avg-pool fwd", "up ratio vs bilinear fwd",
+                    "up triton speedup vs eager fwd+bwd", "down triton speedup vs eager fwd+bwd"]
             lines += [f"{result.get('note', '')} Times in {result.get('unit')}, {result.get('timer')}.", ""]
             lines += _table(result.get("rows", []), keys)
         elif name == "successors":

@@ -31,6 +31,8 @@ Deliberate differences from the official code (spec 9.2):
 - no custom CUDA: the reassembly is cache-blocked PyTorch with an explicit backward (`models/ops/kernels/`);
 - CPU training speed (numerics equal up to float summation order): u and v of every rank are correlated in one
   call whose backward computes the shared filters' gradient per image as one dense-convolution weight gradient;
+  on CPU (eager, built) steps 3-4 are one fused C++ op (`fused_cpu.embed_product`: GroupNorm statistics, then
+  z directly, the normalised maps never stored; its backward recomputes them from the saved statistics);
   the k×k pooled context and the global mean come from two GEMMs; the 1×1 convs that read the same input run as one
   convolution with concatenated weights (tracing keeps the modules' own ops, so FLOP counts are unchanged).
 """
@@ -44,7 +46,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 from torch.utils.checkpoint import checkpoint
 
-from models.ops.kernels import a2d_downsample, a2u_upsample, depthwise_correlations, pool_and_mean
+from models.ops.kernels import a2d_downsample, a2u_upsample, depthwise_correlations, fused_cpu, pool_and_mean
 from models.ops.kernels.common import is_tracing
 from models.registry import MODELS
 
@@ -130,9 +132,12 @@ class A2UKernelGenerator(nn.Module):
         filters = self._pointwise(pooled, (self.filter_u, self.filter_v))        # N×2d(·C)×k×k: u ranks, v ranks
         sets = depthwise_correlations(x, filters, k, 2 * d, stride)               # 2d × N×C×h×w
         e_u, e_v = (s[0] if d == 1 else torch.stack(s, 1).flatten(0, 1) for s in (sets[:d], sets[d:]))
-        e_u = F.leaky_relu(self.norm_u(e_u), 0.01)
-        e_v = F.leaky_relu(self.norm_v(e_v), 0.01)
-        z = (e_u * e_v).sum(dim=1) / math.sqrt(self.channels)
+        if fused_cpu.use_fused_embedding(e_u, e_v, self.norm_u, self.norm_v):   # steps 3-4 in one C++ op
+            z = fused_cpu.embed_product(e_u, e_v, self.norm_u, self.norm_v)
+        else:
+            e_u = F.leaky_relu(self.norm_u(e_u), 0.01)
+            e_v = F.leaky_relu(self.norm_v(e_v), 0.01)
+            z = (e_u * e_v).sum(dim=1) / math.sqrt(self.channels)
         return z.view(x.shape[0], self.rank, *z.shape[-2:]), mean
 
     @staticmethod

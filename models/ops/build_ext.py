@@ -1,4 +1,5 @@
-"""Ahead-of-time build of the fused CPU ops (`models/ops/csrc/a2u_reassembly.cpp`, `a2u_correlation.cpp`).
+"""Ahead-of-time build of the fused CPU ops (`models/ops/csrc/a2u_reassembly.cpp`, `a2u_correlation.cpp`,
+`a2u_embedding.cpp`).
 
 Run by the Makefile's install step (`python -m models.ops.build_ext`) after `pip install`; prints one line (what
 was built, where, how long it took), or, when the build fails, the tail of the compiler log and a note that the
@@ -22,8 +23,9 @@ import time
 from pathlib import Path
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-#: compiled into one library (one `torch.ops.a2u` namespace): the reassembly ops and the generator's correlation
-SOURCES = (CSRC / "a2u_reassembly.cpp", CSRC / "a2u_correlation.cpp")
+#: compiled into one library (one `torch.ops.a2u` namespace): the reassembly ops, the generator's correlation and
+#: its GroupNorm-LeakyReLU-product embedding
+SOURCES = (CSRC / "a2u_reassembly.cpp", CSRC / "a2u_correlation.cpp", CSRC / "a2u_embedding.cpp")
 BUILD_DIR = CSRC / "build"
 NAME = "a2u_reassembly_cpu"
 LIBRARY = BUILD_DIR / f"{NAME}.so"

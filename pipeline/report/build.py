@@ -271,7 +271,7 @@ def verification_table(results: Path, reader: SourceReader) -> Table | None:
             shape = fp.get("shape", {})
             table.add(title,
                       reader.get(path, "checks", "fused_parity", "max_rel_error",
-                                 fmt=lambda v: f"{sci(v)} max relative |Δ| (A2U up, A2D down, generator correlation; N = {shape.get('batch')}"
+                                 fmt=lambda v: f"{sci(v)} max relative |Δ| (A2U up, A2D down, generator correlation and embedding; N = {shape.get('batch')}"
                                                f", C = {shape.get('channels')}, R = {shape.get('size')})"),
                       reader.get(path, "checks", "fused_parity", "tolerance", fmt=sci), status("fused_parity"))
     if "parameter_counts" in checks:

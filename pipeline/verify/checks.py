@@ -23,12 +23,14 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 import yaml
 from torch import nn
 
@@ -182,8 +184,10 @@ def fused_parity(seed: int = 0, shape: dict[str, int] | None = None) -> dict[str
     """The CPU reassembly backend, and the fused C++ ops against the pure-PyTorch kernels (float32, matting shape).
 
     Relative error max |fused − eager| / max |eager| of the output and both gradients of A2U up (s = 3, ×2), A2D
-    down (k = 6; softmax-normalised kernels) and the generator's u, v correlation (k = 6, stride 2; the
-    gradients of x and of the filters, reported as grad_kernels), one random upstream gradient. The fused op is called
+    down (k = 6; softmax-normalised kernels), the generator's u, v correlation (k = 6, stride 2; the
+    gradients of x and of the filters, reported as grad_kernels) and its GroupNorm-LeakyReLU-product embedding
+    (e_u, e_v at the correlation's output size, 32 groups or fewer, random affine; the gradients of e_u and e_v,
+    reported as grad_x and grad_kernels), one random upstream gradient. The fused op is called
     directly, so the parity is checked even where `A2U_FUSED_CPU=0` turns it off for the run.
     """
     from models.ops.kernels import fused_cpu
@@ -197,7 +201,9 @@ def fused_parity(seed: int = 0, shape: dict[str, int] | None = None) -> dict[str
                            "error": "max |fused - eager| / max |eager|",
                            "shape": {**shape, "up": f"{n}x{c}x{size // 2}x{size // 2} -> {size}x{size}, s=3",
                                      "down": f"{n}x{c}x{size}x{size} -> {size // 2}x{size // 2}, k=6",
-                                     "correlation": f"{n}x{c}x{size}x{size}, 2 shared 6x6 filters, stride 2"}}
+                                     "correlation": f"{n}x{c}x{size}x{size}, 2 shared 6x6 filters, stride 2",
+                                     "embedding": f"e_u, e_v {n}x{c}x{size // 2}x{size // 2}, "
+                                                  f"GroupNorm({_norm_groups(c)}, {c})"}}
     if not out["fused_built"]:
         return {**out, "passed": None, "skipped": f"fused CPU op not built: {out['reason']}"}
     gen = torch.Generator().manual_seed(seed)
@@ -211,7 +217,11 @@ def fused_parity(seed: int = 0, shape: dict[str, int] | None = None) -> dict[str
         # the generator's u, v correlations (k = 6, stride 2, shared filters): one tensor per path
         "correlation": (torch.randn(n, c, size, size, generator=gen), torch.randn(n, 2, 6, 6, generator=gen),
                         lambda x, f: fused_cpu.correlate(x, f, 6, 2, 2),
-                        lambda x, f: torch.stack(depthwise_correlations(x, f, 6, 2, 2)))}
+                        lambda x, f: torch.stack(depthwise_correlations(x, f, 6, 2, 2))),
+        # the generator's steps 3-4 (GroupNorm, LeakyReLU, u·v product, channel sum) on e_u, e_v
+        "embedding": (torch.randn(n, c, size // 2, size // 2, generator=gen),
+                      torch.randn(n, c, size // 2, size // 2, generator=gen),
+                      *_embedding_paths(gen, c))}
     for name, (x, kernels, fused_fn, eager_fn) in cases.items():
         values = {}
         for path, fn in (("fused", fused_fn), ("eager", eager_fn)):
@@ -225,6 +235,29 @@ def fused_parity(seed: int = 0, shape: dict[str, int] | None = None) -> dict[str
     out["max_rel_error"] = max(v for d in cases for v in out[d].values())
     out["passed"] = out["max_rel_error"] <= FUSED_RTOL
     return out
+
+
+def _norm_groups(channels: int) -> int:
+    """The generator's GroupNorm groups at `channels` (32, or fewer when C is small), as the networks use."""
+    return math.gcd(32, channels)
+
+
+def _embedding_paths(gen: torch.Generator, channels: int) -> tuple[Callable, Callable]:
+    """(fused, eager) functions of the embedding step z = Σ_c LeakyReLU(GN_u(e_u)) · LeakyReLU(GN_v(e_v)) / √C
+    with random affine GroupNorms (the fused op called directly; the eager lines of `A2UKernelGenerator`)."""
+    from models.ops.kernels import fused_cpu
+
+    norms = [nn.GroupNorm(_norm_groups(channels), channels) for _ in range(2)]
+    with torch.no_grad():
+        for norm in norms:
+            norm.weight.copy_(1 + 0.5 * torch.randn(channels, generator=gen))
+            norm.bias.copy_(0.5 * torch.randn(channels, generator=gen))
+
+    def eager(e_u: torch.Tensor, e_v: torch.Tensor) -> torch.Tensor:
+        prod = F.leaky_relu(norms[0](e_u), 0.01) * F.leaky_relu(norms[1](e_v), 0.01)
+        return prod.sum(dim=1) / math.sqrt(channels)
+
+    return (lambda e_u, e_v: fused_cpu.embed_product(e_u, e_v, *norms)), eager
 
 
 def _count(module: nn.Module, skip_groupnorm_affine: bool = False) -> int:

@@ -80,3 +80,35 @@ def test_pool_and_mean_match_the_plain_ops_and_their_gradients(height, width):
     ref_grad = torch.autograd.grad((ref_pooled * weights[0]).sum() + (ref_mean * weights[1]).sum(), x)[0]
     for got, expected in ((pooled, ref_pooled), (mean, ref_mean), (grad, ref_grad)):
         torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("height,width,k", [(9, 11, 6), (5, 4, 6), (13, 7, 4), (1, 3, 2)])
+def test_pool_and_mean_odd_sizes_and_bins_match_the_plain_ops(height, width, k):
+    """H, W not multiples of k (overlapping bins), smaller than k, and other k: equal to float64 rounding."""
+    x = torch.randn(3, 2, height, width, dtype=torch.float64)
+    pooled, mean = pool_and_mean(x, k)
+    torch.testing.assert_close(pooled, F.adaptive_avg_pool2d(x, k), atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(mean, x.mean(dim=(2, 3)), atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("height,width", [(7, 9), (6, 6)])
+def test_pool_and_mean_gradcheck(height, width):
+    x = torch.randn(2, 3, height, width, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda t: pool_and_mean(t, 6), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: pool_and_mean(t, 6), (x,))
+
+
+def test_pool_and_mean_cached_matrices_survive_inference_mode_and_dtypes():
+    """Matrices first built under inference mode still back a differentiable call; each dtype has its own."""
+    depthwise._context_matrices.cache_clear()
+    x = torch.randn(1, 2, 10, 12, dtype=torch.float64)
+    with torch.inference_mode():
+        first = pool_and_mean(x, 6)
+    xg = x.clone().requires_grad_()
+    pooled, mean = pool_and_mean(xg, 6)
+    (pooled.sum() + mean.sum()).backward()
+    torch.testing.assert_close(pooled.detach(), first[0])
+    assert xg.grad is not None and xg.grad.shape == x.shape
+    pooled32, _ = pool_and_mean(x.float(), 6)
+    assert pooled32.dtype == torch.float32
+    torch.testing.assert_close(pooled32, F.adaptive_avg_pool2d(x.float(), 6))

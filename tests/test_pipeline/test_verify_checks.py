@@ -22,10 +22,10 @@ def test_fused_parity_reports_the_backend_and_passes() -> None:
     result = checks.fused_parity(0, SMALL)
     assert result["backend"] == "fused-cpp" and result["fused_built"] and result["reason"] is None
     assert result["passed"] is True and result["tolerance"] == checks.FUSED_RTOL == 1e-5
-    for op in ("up", "down", "correlation"):
+    for op in ("up", "down", "correlation", "embedding"):
         assert set(result[op]) == {"output", "grad_x", "grad_kernels"}
         assert all(0 <= v <= 1e-5 for v in result[op].values())
-    assert result["max_rel_error"] == max(v for op in ("up", "down", "correlation") for v in result[op].values())
+    assert result["max_rel_error"] == max(v for op in ("up", "down", "correlation", "embedding") for v in result[op].values())
     assert result["shape"]["up"] == "1x8x6x6 -> 12x12, s=3" and result["shape"]["down"] == "1x8x12x12 -> 6x6, k=6"
 
 

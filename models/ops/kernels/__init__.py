@@ -9,8 +9,11 @@
 - `depthwise.py`: the A2U generator's adaptive pooling (+ global mean) and per-image depthwise correlations (an
   autograd Function with a cheap filter gradient), with export forms;
 - `fused_cpu.py`: loader of the fused C++ CPU ops `a2u::reassemble_up` / `a2u::reassemble_down` and the
-  generator's `a2u::correlate` (built at install time by `models/ops/build_ext.py`), which `up.py` / `down.py` /
-  `depthwise.py` use on CPU when built (else one warning);
+  generator's `a2u::correlate` and `a2u::embed_product` (built at install time by `models/ops/build_ext.py`),
+  which `up.py` / `down.py` / `depthwise.py` / `a2u.py` use on CPU when built (else one warning);
+- `triton/`: Triton (CUDA) reassembly ops `a2u_triton::reassemble_up` / `reassemble_down` with fused gather-form
+  backward kernels, which `up.py` / `down.py` use for CUDA tensors in eager mode when triton imports (imported
+  lazily: never on CPU-only calls);
 - `common.py`: execution-mode checks, argument checks, blocking and clipping helpers.
 """
 from models.ops.kernels.depthwise import (adaptive_avg_pool2d, adaptive_avg_pool2d_by_matrices,

@@ -23,6 +23,7 @@ from torch.autograd.function import once_differentiable
 from torch.profiler import record_function
 
 from models.ops.kernels import fused_cpu
+from models.ops.kernels import triton as triton_kernels
 from models.ops.kernels.common import (Workspace, blocks, check_inputs, common_dtype, is_tracing, restore_format,
                                        unshifted_first)
 
@@ -74,6 +75,8 @@ def a2d_downsample(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, gro
     with record_function("a2u::reassembly_down"):
         if fused_cpu.use_fused(x):   # the fused C++ op (CPU, eager); its autograd runs the fused backward
             return restore_format(fused_cpu.reassemble_down(x, kernels, kernel_size, group_size), x)
+        if triton_kernels.use_triton(x):   # the Triton op (CUDA, eager, triton importable)
+            return restore_format(triton_kernels.reassemble_down(x, kernels, kernel_size, group_size), x)
         if torch.is_grad_enabled() and (x.requires_grad or kernels.requires_grad):
             return A2DDownsampleFunction.apply(x, kernels, kernel_size, group_size)
         return down_forward(x, kernels, kernel_size, group_size)

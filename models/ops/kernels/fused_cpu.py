@@ -1,12 +1,12 @@
-"""Fused CPU ops (`a2u::reassemble_up`, `a2u::reassemble_down`, `a2u::correlate`): loader, fake and autograd
-registration.
+"""Fused CPU ops (`a2u::reassemble_up`, `a2u::reassemble_down`, `a2u::correlate`, `a2u::embed_product`): loader,
+fake and autograd registration.
 
-The C++ library (`models/ops/csrc/a2u_reassembly.cpp` and `a2u_correlation.cpp`) is compiled at install time by
-`python -m models.ops.build_ext` (the Makefile's install step) and only *loaded* here. `up.reassemble_up` and
-`down.a2d_downsample` call the reassembly ops for CPU tensors in eager mode (`use_fused`), and
-`depthwise.depthwise_correlations` calls the generator's correlation op (`use_fused_correlation`); while tracing
-or exporting the plain forms run (standard ops only in exported graphs), and on other devices the existing paths
-run.
+The C++ library (`models/ops/csrc/a2u_reassembly.cpp`, `a2u_correlation.cpp` and `a2u_embedding.cpp`) is compiled
+at install time by `python -m models.ops.build_ext` (the Makefile's install step) and only *loaded* here.
+`up.reassemble_up` and `down.a2d_downsample` call the reassembly ops for CPU tensors in eager mode (`use_fused`),
+`depthwise.depthwise_correlations` calls the generator's correlation op (`use_fused_correlation`) and
+`A2UKernelGenerator._embed` its GroupNorm-LeakyReLU-product op (`use_fused_embedding`); while tracing or exporting
+the plain forms run (standard ops only in exported graphs), and on other devices the existing paths run.
 
 Each op is one `torch.library` op with a fake (meta) implementation and an autograd formula whose backward is
 the fused backward op (grad_x and grad_K in one pass, no atomics), so autograd, `torch.compile` (when called
@@ -28,7 +28,7 @@ import torch
 from models.ops.kernels.common import is_tracing
 
 __all__ = ["available", "use_fused", "use_fused_correlation", "set_fused_enabled", "fallback", "unavailable_reason",
-           "backend", "correlate", "ENV_VAR", "BUILD_HINT"]
+           "backend", "correlate", "use_fused_embedding", "embed_product", "ENV_VAR", "BUILD_HINT"]
 
 #: Environment variable: "0" (or "off", "false") forces the pure-PyTorch path.
 ENV_VAR = "A2U_FUSED_CPU"
@@ -50,7 +50,8 @@ def _load() -> bool:
 
         reason = build_ext.stale_reason()
         if reason is None:
-            if not all(hasattr(torch.ops.a2u, op) for op in ("reassemble_up_backward", "correlate_backward")):
+            if not all(hasattr(torch.ops.a2u, op)
+                       for op in ("reassemble_up_backward", "correlate_backward", "embed_product_backward")):
                 torch.ops.load_library(str(build_ext.LIBRARY))
             _register()
             _state["loaded"] = True
@@ -113,6 +114,21 @@ def use_fused_correlation(x: torch.Tensor, filters: torch.Tensor) -> bool:
     autocast, not tracing/exporting, and the op built and enabled."""
     if (x.device.type != "cpu" or filters.device.type != "cpu" or x.dtype not in CORRELATION_DTYPES
             or filters.dtype != x.dtype or torch.is_autocast_enabled("cpu") or is_tracing()):
+        return False
+    return _enabled_and_loaded()
+
+
+def use_fused_embedding(e_u: torch.Tensor, e_v: torch.Tensor, norm_u: torch.nn.GroupNorm,
+                        norm_v: torch.nn.GroupNorm) -> bool:
+    """Whether the generator's steps 3–4 on e_u, e_v (B×C×h×w) take `a2u::embed_product`: CPU, float32/float64
+    maps and affine GroupNorms of that dtype with the same groups and eps, not autocast, not tracing/exporting,
+    and the op built and enabled."""
+    params = (norm_u.weight, norm_u.bias, norm_v.weight, norm_v.bias)
+    if (e_u.device.type != "cpu" or e_u.dtype not in CORRELATION_DTYPES or e_v.dtype != e_u.dtype
+            or e_v.device.type != "cpu" or any(p is None or p.dtype != e_u.dtype or p.device.type != "cpu"
+                                               for p in params)
+            or (norm_u.num_groups, norm_u.eps) != (norm_v.num_groups, norm_v.eps)
+            or torch.is_autocast_enabled("cpu") or is_tracing()):
         return False
     return _enabled_and_loaded()
 
@@ -210,6 +226,34 @@ def _register() -> None:
             gx, gf = lib_ops.correlate_backward(grad, x, filters, *ctx.config, need_x, need_f)
         return (gx if need_x else None), (gf if need_f else None), None, None, None
 
+    @torch.library.register_fake("a2u::embed_product")
+    def _embed_fake(e_u, e_v, gamma_u, beta_u, gamma_v, beta_v, groups, eps):
+        b, _, h, w = e_u.shape
+        return e_u.new_empty(b, h, w), e_u.new_empty(4, b, groups)
+
+    @torch.library.register_fake("a2u::embed_product_backward")
+    def _embed_backward_fake(grad, e_u, e_v, gamma_u, beta_u, gamma_v, beta_v, stats, groups, need_e,
+                             need_affine):
+        maps = [torch.empty_like(t, memory_format=torch.contiguous_format) if need_e else e_u.new_empty(0)
+                for t in (e_u, e_v)]
+        affine = [torch.empty_like(t, memory_format=torch.contiguous_format) if need_affine else e_u.new_empty(0)
+                  for t in (gamma_u, beta_u, gamma_v, beta_v)]
+        return (*maps, *affine)
+
+    def _embed_setup(ctx, inputs, output):
+        *tensors, groups, _eps = inputs
+        ctx.save_for_backward(*tensors, output[1])
+        ctx.groups = groups
+        ctx.mark_non_differentiable(output[1])
+
+    def _embed_backward(ctx, grad, _grad_stats):
+        *tensors, stats = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        need_e, need_affine = need[0] or need[1], any(need[2:6])
+        grads = lib_ops.embed_product_backward(grad, *tensors, stats, ctx.groups, need_e, need_affine)
+        return (*(g if n else None for g, n in zip(grads, need[:6])), None, None)
+
+    torch.library.register_autograd("a2u::embed_product", _embed_backward, setup_context=_embed_setup)
     torch.library.register_autograd("a2u::correlate", _correlate_backward, setup_context=_setup)
     torch.library.register_autograd("a2u::reassemble_up", _up_backward, setup_context=_setup)
     torch.library.register_autograd("a2u::reassemble_down", _down_backward, setup_context=_setup)
@@ -231,3 +275,12 @@ def correlate(x: torch.Tensor, filters: torch.Tensor, kernel_size: int, sets: in
     (channel-wise, set-major), q = `sets` -> q×N×C×h×w (sets-major: each set's N×C×h×w view is contiguous).
     Semantics of `depthwise._correlations_eager`; x and filters float32/float64 of one dtype."""
     return torch.ops.a2u.correlate(x, filters, kernel_size, sets, stride)
+
+
+def embed_product(e_u: torch.Tensor, e_v: torch.Tensor, norm_u: torch.nn.GroupNorm,
+                  norm_v: torch.nn.GroupNorm) -> torch.Tensor:
+    """The generator's steps 3–4 fused: Σ_c LeakyReLU₀.₀₁(norm_u(e_u)) · LeakyReLU₀.₀₁(norm_v(e_v)) / √C for e_u,
+    e_v B×C×h×w -> B×h×w, without materialising the normalised maps (`models/ops/csrc/a2u_embedding.cpp`).
+    Semantics of the eager lines of `A2UKernelGenerator._embed`; inputs as `use_fused_embedding` accepts."""
+    return torch.ops.a2u.embed_product(e_u, e_v, norm_u.weight, norm_u.bias, norm_v.weight, norm_v.bias,
+                                       norm_u.num_groups, norm_u.eps)[0]

@@ -33,6 +33,7 @@ from torch.autograd.function import once_differentiable
 from torch.profiler import record_function
 
 from models.ops.kernels import common, fused_cpu
+from models.ops.kernels import triton as triton_kernels
 from models.ops.kernels.common import (Workspace, blocks, check_inputs, common_dtype, is_tracing, local, restore_format,
                                        shifted_range, unshifted_first)
 from models.ops.kernels.small import up_backward_small, up_forward_small
@@ -80,6 +81,8 @@ def reassemble_up(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, grou
     with record_function("a2u::reassembly_up"):
         if fused_cpu.use_fused(x):   # the fused C++ op (CPU, eager); its autograd runs the fused backward
             return restore_format(fused_cpu.reassemble_up(x, kernels, kernel_size, group_size, scale_factor), x)
+        if triton_kernels.use_triton(x):   # the Triton op (CUDA, eager, triton importable)
+            return restore_format(triton_kernels.reassemble_up(x, kernels, kernel_size, group_size, scale_factor), x)
         if torch.is_grad_enabled() and (x.requires_grad or kernels.requires_grad):
             return ReassembleUpFunction.apply(x, kernels, kernel_size, group_size, scale_factor)
         return up_forward(x, kernels, kernel_size, group_size, scale_factor)
