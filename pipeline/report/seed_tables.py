@@ -424,26 +424,37 @@ def network_latency(reader: SourceReader, networks: Path, variant: str, size: in
 
 
 # ----------------------------------------------------------------------------------------------- glance
-def thread_drift(path: Path) -> dict[str, Any] | None:
-    """Drift of a single seed between thread counts from a measurements file (None when it is absent).
+def _path_label(threads: int, code_path: str | None) -> str:
+    """'2 threads', '1 thread', '2 threads, AVX2': a run's code path in words."""
+    label = f"{threads} thread{'s' if threads != 1 else ''}"
+    return label + (f", {code_path.upper()}" if code_path and code_path != "default" else "")
 
-    The file: {"what", "commit", "host", "runs": [{"variant", "seed", "threads", "test_sad"}, ...]}. For each
-    (variant, seed) measured at two or more thread counts, drift = |SAD(threads a) − SAD(threads b)| for the two
-    counts furthest apart in SAD (repeats at one count are averaged first)."""
+
+def thread_drift(path: Path) -> dict[str, Any] | None:
+    """Drift of a single seed between code paths (thread counts, forced ISA) from a measurements file (None when
+    it is absent).
+
+    The file: {"what", "commit", "host", "runs": [{"variant", "seed", "threads", "code_path"?, "test_sad"}, ...]}.
+    For each (variant, seed) measured on two or more code paths (thread count, and `code_path` "default" or
+    "avx2"), drift = |SAD(path a) − SAD(path b)| for the two paths furthest apart in SAD (repeats on one path are
+    averaged first); `sad` maps each path's label to its SAD."""
     if not Path(path).is_file():
         return None
     data = json.loads(Path(path).read_text())
-    groups: dict[tuple[str, int], dict[int, list[float]]] = {}
+    groups: dict[tuple[str, int], dict[tuple[int, str], list[float]]] = {}
     for run in data.get("runs", []):
-        groups.setdefault((str(run["variant"]), int(run["seed"])), {}).setdefault(int(run["threads"]), []).append(
+        key = (int(run["threads"]), str(run.get("code_path") or "default"))
+        groups.setdefault((str(run["variant"]), int(run["seed"])), {}).setdefault(key, []).append(
             float(run["test_sad"]))
     pairs = []
-    for (variant, seed), by_threads in sorted(groups.items()):
-        if len(by_threads) < 2:
+    for (variant, seed), by_path in sorted(groups.items()):
+        if len(by_path) < 2:
             continue
-        sads = {t: float(np.mean(v)) for t, v in sorted(by_threads.items())}
+        order = sorted(by_path, key=lambda k: (k[0], k[1] != "default", k[1]))   # the default path first
+        sads = {key: float(np.mean(by_path[key])) for key in order}
         low, high = min(sads, key=sads.get), max(sads, key=sads.get)
-        pairs.append({"variant": variant, "seed": seed, "sad": sads, "threads": sorted((low, high)),
+        pairs.append({"variant": variant, "seed": seed, "sad": {_path_label(*k): v for k, v in sads.items()},
+                      "threads": sorted((low[0], high[0])), "paths": [_path_label(*k) for k in order if k in (low, high)],
                       "drift": abs(sads[high] - sads[low])})
     return {"what": data.get("what"), "commit": data.get("commit"), "host": data.get("host"), "pairs": pairs}
 
@@ -451,7 +462,7 @@ def thread_drift(path: Path) -> dict[str, Any] | None:
 def seed_glance(results: Path, reader: SourceReader, repo: Path, baseline: str = BASELINE, method: str = "a2u"
                 ) -> dict[str, Any] | None:
     """What the glance box says about seeds: the paired method-vs-baseline SAD result, the seed spread per
-    variant, and (when docs/measurements/matting_drift.json exists) a single seed's drift between thread counts."""
+    variant, and (when docs/measurements/matting_drift.json exists) a single seed's drift between code paths."""
     docs = {v: load(reader, eval_path(results, v)) for v in variants(results, "eval")}
     docs = {v: d for v, d in docs.items() if is_aggregate(d)}
     if not docs:
@@ -476,15 +487,16 @@ def seed_glance(results: Path, reader: SourceReader, repo: Path, baseline: str =
 
 
 def drift_sentence(drift: Mapping[str, Any], spread: Mapping[str, float]) -> str:
-    """The measured thread-count drift set next to the seed spread of the same variant."""
+    """The measured code-path drift set next to the seed spread of the same variant."""
     source = f"{DRIFT_FILE.as_posix()}" + "".join(f", {k} {drift[k]}" for k in ("commit", "host") if drift.get(k))
     if not drift["pairs"]:
-        return f"The thread-count drift file ({source}) has no seed measured at two thread counts."
+        return f"The drift file ({source}) has no seed measured on two code paths."
     parts = []
     for pair in drift["pairs"]:
-        a, b = pair["threads"]
-        text = (f"{pair['variant']} seed {pair['seed']}: |SAD({a} thread{'s' if a != 1 else ''}) − "
-                f"SAD({b} thread{'s' if b != 1 else ''})| = {pair['drift']:.3g}")
+        a, b = pair["paths"]
+        text = f"{pair['variant']} seed {pair['seed']}: |SAD({a}) − SAD({b})| = {pair['drift']:.3g}"
+        if len(pair["sad"]) > 2:
+            text += " (" + ", ".join(f"{label} {v:.3f}" for label, v in pair["sad"].items()) + ")"
         std = spread.get(pair["variant"])
         if std:
             ratio = pair["drift"] / std
@@ -492,7 +504,7 @@ def drift_sentence(drift: Mapping[str, Any], spread: Mapping[str, float]) -> str
                      + (f"{ratio:.2g}× the spread" if ratio >= 0.1 else "under a tenth of the spread"))
         parts.append(text)
     what = f" ({drift['what']})" if drift.get("what") else ""
-    return f"Measured drift of a single seed between thread counts{what}: " + "; ".join(parts) + f" [{source}]."
+    return f"Measured drift of a single seed between code paths{what}: " + "; ".join(parts) + f" [{source}]."
 
 
 # ----------------------------------------------------------------------------------------------- hosts

@@ -23,7 +23,8 @@ from pipeline.report.params import ReportParams
 from pipeline.report.readme import matting_lines
 from pipeline.report.render import render_html, render_markdown
 from pipeline.report.seed_tables import (ABLATIONS, disagreement_section, matting_hosts, matting_table,
-                                         seed_glance, softmax_sigmoid_bounds, thread_drift, train_summaries)
+                                         seed_glance, softmax_sigmoid_bounds, thread_drift, train_summaries,
+                                         drift_sentence)
 
 METRICS = ("sad", "mse", "grad", "conn")
 #: Per-seed test SADs of the fake runs (bilinear is the baseline; a2u is worse by about 1.7, tightly paired).
@@ -235,11 +236,26 @@ def test_glance_gives_the_seed_spread_and_the_thread_drift(tmp_path: Path) -> No
     drift = thread_drift(tmp_path / "docs" / "measurements" / "matting_drift.json")
     (pair,) = drift["pairs"]
     assert pair["drift"] == pytest.approx(0.06) and pair["threads"] == [1, 2]
+    assert pair["paths"] == ["1 thread", "2 threads"]
     text = seed_glance(results, reader, tmp_path)["drift"]
     std = mean_std(SADS["a2u"])["std"]
     assert "a2u seed 0: |SAD(1 thread) − SAD(2 threads)| = 0.06" in text
     assert f"seed spread (std over seeds) of {std:.3g}: {0.06 / std:.2g}× the spread" in text
     assert "abc123" in text and "Test CPU 9000" in text
+
+
+def test_drift_tells_a_forced_isa_apart_from_the_default_path(tmp_path: Path) -> None:
+    """An AVX2 run at 2 threads is its own code path, not averaged with the default 2-thread run."""
+    path = tmp_path / "drift.json"
+    write_json(path, {"runs": [{"variant": "a2u", "seed": 0, "threads": 2, "code_path": "default", "test_sad": 1.0},
+                               {"variant": "a2u", "seed": 0, "threads": 1, "code_path": "default", "test_sad": 1.1},
+                               {"variant": "a2u", "seed": 0, "threads": 2, "code_path": "avx2", "test_sad": 1.4}]})
+    (pair,) = thread_drift(path)["pairs"]
+    assert pair["drift"] == pytest.approx(0.4) and pair["paths"] == ["2 threads", "2 threads, AVX2"]
+    assert pair["sad"] == {"1 thread": 1.1, "2 threads": 1.0, "2 threads, AVX2": 1.4}
+    text = drift_sentence(thread_drift(path), {"a2u": 0.2})
+    assert "|SAD(2 threads) − SAD(2 threads, AVX2)| = 0.4 (1 thread 1.100, 2 threads 1.000, 2 threads, AVX2 1.400)" \
+        in text and "2× the spread" in text
 
 
 def test_hosts_of_the_matting_runs(tmp_path: Path) -> None:

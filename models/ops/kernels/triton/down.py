@@ -33,29 +33,7 @@ def reassemble_down(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, gr
 def reassemble_down_backward(grad: torch.Tensor, x: torch.Tensor, kernels: torch.Tensor, kernel_size: int,
                              group_size: int, need_x: bool, need_kernels: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(grad_x like x or empty, grad_K like kernels or empty), both contiguous."""
-    grad, x, kernels = grad.to(x.dtype).contiguous(), x.contiguous(), kernels.contiguous()
-    geo = geometry(kernel_size)
-    grad_x = torch.empty_like(x) if need_x else x.new_empty(0)
-    grad_k = torch.empty_like(kernels) if need_kernels else x.new_empty(0)
-    if need_x:
-        tk.grad_input(grad, kernels, grad_x, geo, group_size)
-    if need_kernels:
-        tk.grad_kernels(grad, x, grad_k, geo, group_size)
-    return grad_x, grad_k
+    return tk.backward(grad, x, kernels, geometry(kernel_size), group_size, need_x, need_kernels)
 
 
-def _setup(ctx, inputs, output) -> None:
-    x, kernels, *config = inputs
-    ctx.save_for_backward(x, kernels)
-    ctx.config = tuple(config)
-
-
-def _backward(ctx, grad):
-    x, kernels = ctx.saved_tensors
-    need_x, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    with torch.profiler.record_function("a2u::reassembly_down"):
-        grad_x, grad_k = reassemble_down_backward(grad, x, kernels, *ctx.config, need_x, need_k)
-    return (grad_x if need_x else None), (grad_k if need_k else None), None, None
-
-
-reassemble_down.register_autograd(_backward, setup_context=_setup)
+tk.register_autograd(reassemble_down, reassemble_down_backward, "a2u::reassembly_down")

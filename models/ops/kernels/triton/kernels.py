@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-__all__ = ["Geometry", "forward", "grad_kernels", "grad_input"]
+__all__ = ["Geometry", "forward", "grad_kernels", "grad_input", "backward", "register_autograd"]
 
 #: Elements of the LANES×BLOCK register tile each program works on (sets BLOCK from LANES).
 TILE_ELEMENTS = 4096
@@ -193,3 +193,34 @@ def grad_input(grad: torch.Tensor, kernels: torch.Tensor, grad_x: torch.Tensor, 
     wrap_triton(_grad_input_kernel)[grid](grad, kernels, grad_x, c, cg, groups, h_in, w_in, h_out, w_out, chunk,
                                           KS=geo.ks, DIV=geo.div, MUL=geo.mul, PAD=geo.pad, LANES=lanes,
                                           BLOCK=block, FP64=grad.dtype == torch.float64)
+
+
+def backward(grad: torch.Tensor, x: torch.Tensor, kernels: torch.Tensor, geo: Geometry, groups: int, need_x: bool,
+             need_kernels: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grad_x like x or empty, grad_K like kernels or empty), both contiguous: the body of both backward ops."""
+    grad, x, kernels = grad.to(x.dtype).contiguous(), x.contiguous(), kernels.contiguous()
+    grad_x = torch.empty_like(x) if need_x else x.new_empty(0)
+    grad_k = torch.empty_like(kernels) if need_kernels else x.new_empty(0)
+    if need_x:
+        grad_input(grad, kernels, grad_x, geo, groups)
+    if need_kernels:
+        grad_kernels(grad, x, grad_k, geo, groups)
+    return grad_x, grad_k
+
+
+def register_autograd(op, backward_op, label: str) -> None:
+    """Autograd of a reassembly `triton_op` op(x, kernels, *config): its backward calls
+    backward_op(grad, x, kernels, *config, need_x, need_kernels), profiled as `label`."""
+    def setup(ctx, inputs, output) -> None:
+        x, kernels, *config = inputs
+        ctx.save_for_backward(x, kernels)
+        ctx.config = tuple(config)
+
+    def run_backward(ctx, grad):
+        x, kernels = ctx.saved_tensors
+        need_x, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        with torch.profiler.record_function(label):
+            grad_x, grad_k = backward_op(grad, x, kernels, *ctx.config, need_x, need_k)
+        return (grad_x if need_x else None), (grad_k if need_k else None), *(None,) * len(ctx.config)
+
+    op.register_autograd(run_backward, setup_context=setup)
