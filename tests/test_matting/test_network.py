@@ -75,6 +75,25 @@ def test_forward_at_size_not_multiple_of_32(variant):
     assert torch.isfinite(alpha).all()
 
 
+@pytest.mark.parametrize("variant", ["fade", "sapa", "dysample"])
+def test_successor_variants_train_in_the_mini_network(variant):
+    """One Adam step of the mini matting network with each successor pair: every parameter of its operators gets
+    a finite, non-zero gradient and the step changes them (what `train.variants=[fade,sapa,dysample]` runs)."""
+    torch.manual_seed(0)
+    net = A2UMattingNet(upsampler=variant, width=0.25).train()
+    own = {n: p for n, p in net.named_parameters() if ".op.upsampler." in n}   # the pairs' upsamplers
+    assert own, f"no operator parameters found for {variant}"
+    x, target = torch.randn(2, 4, 32, 32), torch.rand(2, 1, 32, 32)
+    loss = F.l1_loss(net(x), target)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in own.values())
+    assert any(p.grad.abs().sum() > 0 for p in own.values())
+    before = {n: p.detach().clone() for n, p in own.items()}
+    torch.optim.Adam(net.parameters(), lr=1e-3).step()
+    assert any(not torch.equal(before[n], p) for n, p in own.items())
+
+
 def test_registry_build_and_gradients_reach_every_stage():
     net = MODELS.build(dict(type="A2UMattingNet", upsampler=STANDIN, aspp=False))
     assert isinstance(net, A2UMattingNet) and net.aspp is None
