@@ -28,7 +28,8 @@ Deliberate differences from the official code (spec 9.2):
   code produces (s², G) and normalises across the wrong axis);
 - `embed(x, stride=1)` also exists, for the self-guided `A2U` module (window i−⌊(k−1)/2⌋ … i+⌊k/2⌋);
 - `predict_down=False` omits the P_down projection for modules that only upsample;
-- no custom CUDA: the reassembly is cache-blocked PyTorch with an explicit backward (`models/ops/kernels/`);
+- no CUDA extension: the reassembly is a fused C++ op on CPU, Triton kernels on CUDA, and cache-blocked PyTorch
+  with an explicit backward elsewhere and as the reference (`models/ops/kernels/`);
 - CPU training speed (numerics equal up to float summation order): u and v of every rank are correlated in one
   call whose backward computes the shared filters' gradient per image as one dense-convolution weight gradient;
   on CPU (eager, built) steps 3-4 are one fused C++ op (`fused_cpu.embed_product`: GroupNorm statistics, then
