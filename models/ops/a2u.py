@@ -57,6 +57,14 @@ def _check_positive_int(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def embedding_product(e_u: torch.Tensor, e_v: torch.Tensor, norm_u: nn.GroupNorm,
+                      norm_v: nn.GroupNorm) -> torch.Tensor:
+    """The generator's steps 3-4 in eager ops: Σ_c LeakyReLU₀.₀₁(norm_u(e_u)) · LeakyReLU₀.₀₁(norm_v(e_v)) / √C,
+    e_u, e_v B×C×h×w -> B×h×w (what `fused_cpu.embed_product` computes in one pass)."""
+    product = F.leaky_relu(norm_u(e_u), 0.01) * F.leaky_relu(norm_v(e_v), 0.01)
+    return product.sum(dim=1) / math.sqrt(e_u.shape[1])
+
+
 @MODELS.register_module()
 class A2UKernelGenerator(nn.Module):
     """Low-rank bilinear kernel generator of A2U/A2D.
@@ -136,9 +144,7 @@ class A2UKernelGenerator(nn.Module):
         if fused_cpu.use_fused_embedding(e_u, e_v, self.norm_u, self.norm_v):   # steps 3-4 in one C++ op
             z = fused_cpu.embed_product(e_u, e_v, self.norm_u, self.norm_v)
         else:
-            e_u = F.leaky_relu(self.norm_u(e_u), 0.01)
-            e_v = F.leaky_relu(self.norm_v(e_v), 0.01)
-            z = (e_u * e_v).sum(dim=1) / math.sqrt(self.channels)
+            z = embedding_product(e_u, e_v, self.norm_u, self.norm_v)
         return z.view(x.shape[0], self.rank, *z.shape[-2:]), mean
 
     @staticmethod

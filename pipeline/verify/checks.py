@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import nn
 
@@ -238,13 +237,15 @@ def fused_parity(seed: int = 0, shape: dict[str, int] | None = None) -> dict[str
 
 
 def _norm_groups(channels: int) -> int:
-    """The generator's GroupNorm groups at `channels` (32, or fewer when C is small), as the networks use."""
+    """GroupNorm groups for the parity check at `channels`: 32 (the generator's default) or, for small C, the
+    largest divisor of C that divides 32."""
     return math.gcd(32, channels)
 
 
 def _embedding_paths(gen: torch.Generator, channels: int) -> tuple[Callable, Callable]:
-    """(fused, eager) functions of the embedding step z = Σ_c LeakyReLU(GN_u(e_u)) · LeakyReLU(GN_v(e_v)) / √C
-    with random affine GroupNorms (the fused op called directly; the eager lines of `A2UKernelGenerator`)."""
+    """(fused, eager) functions of the generator's embedding step with random affine GroupNorms: the fused op
+    called directly, and the generator's eager form `models.ops.a2u.embedding_product`."""
+    from models.ops.a2u import embedding_product
     from models.ops.kernels import fused_cpu
 
     norms = [nn.GroupNorm(_norm_groups(channels), channels) for _ in range(2)]
@@ -252,12 +253,8 @@ def _embedding_paths(gen: torch.Generator, channels: int) -> tuple[Callable, Cal
         for norm in norms:
             norm.weight.copy_(1 + 0.5 * torch.randn(channels, generator=gen))
             norm.bias.copy_(0.5 * torch.randn(channels, generator=gen))
-
-    def eager(e_u: torch.Tensor, e_v: torch.Tensor) -> torch.Tensor:
-        prod = F.leaky_relu(norms[0](e_u), 0.01) * F.leaky_relu(norms[1](e_v), 0.01)
-        return prod.sum(dim=1) / math.sqrt(channels)
-
-    return (lambda e_u, e_v: fused_cpu.embed_product(e_u, e_v, *norms)), eager
+    return (lambda e_u, e_v: fused_cpu.embed_product(e_u, e_v, *norms)), \
+        (lambda e_u, e_v: embedding_product(e_u, e_v, *norms))
 
 
 def _count(module: nn.Module, skip_groupnorm_affine: bool = False) -> int:

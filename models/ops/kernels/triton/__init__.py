@@ -7,8 +7,8 @@ a `register_autograd` backward running the fused gather-form backward kernels) l
 the kernels in `kernels.py`. Under `TRITON_INTERPRET=1` (set before triton is imported) the same ops run on CPU
 tensors through Triton's interpreter, which is how the CPU tests check them.
 
-`A2U_TRITON=0` in the environment, or `set_enabled(False)` / the `disabled()` context manager, forces the
-pure-PyTorch path on CUDA (for comparisons).
+`A2U_TRITON=0` in the environment, or the `disabled()` context manager, forces the pure-PyTorch path on CUDA
+(for comparisons).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["available", "unavailable_reason", "use_triton", "set_enabled", "disabled", "backend", "reassemble_up",
+__all__ = ["available", "unavailable_reason", "use_triton", "disabled", "backend", "reassemble_up",
            "reassemble_down", "ENV_VAR", "DTYPES"]
 
 #: Environment variable: "0" (or "off", "false", "no") forces the pure-PyTorch path on CUDA.
@@ -50,11 +50,6 @@ def _enabled() -> bool:
     if _state["enabled"] is not None:
         return _state["enabled"]
     return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "off", "false", "no")
-
-
-def set_enabled(enabled: bool | None) -> None:
-    """Force the Triton path on (when available) or off; None returns to the environment's choice."""
-    _state["enabled"] = enabled
 
 
 @contextlib.contextmanager
