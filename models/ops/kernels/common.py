@@ -1,6 +1,10 @@
 """Helpers shared by the up and down reassembly kernels: execution mode, argument checks, blocking, clipping."""
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 import torch
 
 #: `torch.profiler.record_function` ranges around the eager A2U kernels (forward and backward), read by the bench's
@@ -156,3 +160,52 @@ def restore_format(out: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if like.dim() == 4 and not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last):
         return out.contiguous(memory_format=torch.channels_last)
     return out
+
+
+class BackendSwitch:
+    """On/off switch of an optional kernel backend (the fused C++ ops, the Triton kernels).
+
+    On unless the environment variable `env_var` is "0", "off", "false" or "no"; `force(True | False)` overrides
+    the environment (None returns to it) and `off()` turns the backend off inside a block (tests, comparisons).
+    """
+
+    def __init__(self, env_var: str) -> None:
+        self.env_var = env_var
+        self.forced: bool | None = None
+
+    def enabled(self) -> bool:
+        if self.forced is not None:
+            return self.forced
+        return os.environ.get(self.env_var, "1").strip().lower() not in ("0", "off", "false", "no")
+
+    def force(self, enabled: bool | None) -> None:
+        self.forced = enabled
+
+    @contextlib.contextmanager
+    def off(self) -> Iterator[None]:
+        previous, self.forced = self.forced, False
+        try:
+            yield
+        finally:
+            self.forced = previous
+
+
+def register_pair_autograd(op, backward_op, label: str) -> None:
+    """Autograd of a custom op op(a, b, *config) with two differentiable tensor inputs (a reassembly: x and
+    kernels; a correlation: x and filters): the backward calls backward_op(grad, a, b, *config, need_a, need_b),
+    which returns (grad_a, grad_b), inside a `torch.profiler.record_function(label)` range.
+
+    `op`: a `torch.library` op name ("a2u::reassemble_up") or op object (a `triton_op`)."""
+    def setup(ctx, inputs, output) -> None:
+        a, b, *config = inputs
+        ctx.save_for_backward(a, b)
+        ctx.config = tuple(config)
+
+    def run_backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        with torch.profiler.record_function(label):
+            grad_a, grad_b = backward_op(grad, a, b, *ctx.config, need_a, need_b)
+        return (grad_a if need_a else None), (grad_b if need_b else None), *(None,) * len(ctx.config)
+
+    torch.library.register_autograd(op, run_backward, setup_context=setup)

@@ -19,13 +19,11 @@ kernels run and ONE warning says why and how to build it. `A2U_FUSED_CPU=0` in t
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
-from collections.abc import Iterator
 
 import torch
 
-from models.ops.kernels.common import is_tracing
+from models.ops.kernels.common import BackendSwitch, is_tracing, register_pair_autograd
 
 __all__ = ["available", "use_fused", "use_fused_correlation", "set_fused_enabled", "fallback", "unavailable_reason",
            "backend", "correlate", "use_fused_embedding", "embed_product", "ENV_VAR", "BUILD_HINT"]
@@ -38,7 +36,8 @@ DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 #: dtypes of the correlation op (accumulation in the input dtype)
 CORRELATION_DTYPES = (torch.float32, torch.float64)
 
-_state: dict = {"loaded": None, "reason": None, "enabled": None, "warned": set()}
+_state: dict = {"loaded": None, "reason": None, "warned": set()}
+_switch = BackendSwitch(ENV_VAR)
 
 
 def _load() -> bool:
@@ -71,24 +70,14 @@ def unavailable_reason() -> str | None:
     return None if _load() else _state["reason"]
 
 
-def _env_enabled() -> bool:
-    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "off", "false", "no")
-
-
 def set_fused_enabled(enabled: bool | None) -> None:
     """Force the fused CPU ops on (when built) or off; None returns to the environment's choice."""
-    _state["enabled"] = enabled
+    _switch.force(enabled)
 
 
-@contextlib.contextmanager
-def fallback() -> Iterator[None]:
+def fallback() -> contextlib.AbstractContextManager[None]:
     """Run the pure-PyTorch reassembly and correlation inside the block (for tests and comparisons)."""
-    previous = _state["enabled"]
-    _state["enabled"] = False
-    try:
-        yield
-    finally:
-        _state["enabled"] = previous
+    return _switch.off()
 
 
 def reset_warnings() -> None:
@@ -135,8 +124,7 @@ def use_fused_embedding(e_u: torch.Tensor, e_v: torch.Tensor, norm_u: torch.nn.G
 
 def _enabled_and_loaded() -> bool:
     """Enabled (environment, `set_fused_enabled`, `fallback()`) and loaded; warns once why not."""
-    enabled = _state["enabled"] if _state["enabled"] is not None else _env_enabled()
-    if not enabled:
+    if not _switch.enabled():
         _warn_once("forced", f"a2u: fused CPU reassembly disabled ({ENV_VAR}=0 or fused_cpu.set_fused_enabled/"
                              f"fallback()); the pure-PyTorch reassembly and correlation run (slower)")
         return False
@@ -152,8 +140,7 @@ def backend(device_type: str = "cpu") -> str:
     PyTorch)."""
     if device_type != "cpu":
         return "eager"
-    enabled = _state["enabled"] if _state["enabled"] is not None else _env_enabled()
-    return "fused-cpp" if enabled and _load() else "eager"
+    return "fused-cpp" if _switch.enabled() and _load() else "eager"
 
 
 # ------------------------------------------------------------------------------------- op registration
@@ -186,25 +173,6 @@ def _register() -> None:
                 torch.empty_like(kernels, memory_format=torch.contiguous_format) if need_kernels
                 else x.new_empty(0))
 
-    def _setup(ctx, inputs, output):
-        x, kernels, *config = inputs
-        ctx.save_for_backward(x, kernels)
-        ctx.config = tuple(config)
-
-    def _up_backward(ctx, grad):
-        x, kernels = ctx.saved_tensors
-        need_x, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        with torch.profiler.record_function("a2u::reassembly_up"):
-            gx, gk = lib_ops.reassemble_up_backward(grad, x, kernels, *ctx.config, need_x, need_k)
-        return (gx if need_x else None), (gk if need_k else None), None, None, None
-
-    def _down_backward(ctx, grad):
-        x, kernels = ctx.saved_tensors
-        need_x, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        with torch.profiler.record_function("a2u::reassembly_down"):
-            gx, gk = lib_ops.reassemble_down_backward(grad, x, kernels, *ctx.config, need_x, need_k)
-        return (gx if need_x else None), (gk if need_k else None), None, None
-
     @torch.library.register_fake("a2u::correlate")
     def _correlate_fake(x, filters, kernel_size, sets, stride):
         n, c, hgt, wid = x.shape
@@ -218,13 +186,6 @@ def _register() -> None:
         return (torch.empty_like(x, memory_format=torch.contiguous_format) if need_x else x.new_empty(0),
                 torch.empty_like(filters, memory_format=torch.contiguous_format) if need_filters
                 else x.new_empty(0))
-
-    def _correlate_backward(ctx, grad):
-        x, filters = ctx.saved_tensors
-        need_x, need_f = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        with torch.profiler.record_function("a2u::correlation"):
-            gx, gf = lib_ops.correlate_backward(grad, x, filters, *ctx.config, need_x, need_f)
-        return (gx if need_x else None), (gf if need_f else None), None, None, None
 
     @torch.library.register_fake("a2u::embed_product")
     def _embed_fake(e_u, e_v, gamma_u, beta_u, gamma_v, beta_v, groups, eps):
@@ -254,9 +215,9 @@ def _register() -> None:
         return (*(g if n else None for g, n in zip(grads, need[:6])), None, None)
 
     torch.library.register_autograd("a2u::embed_product", _embed_backward, setup_context=_embed_setup)
-    torch.library.register_autograd("a2u::correlate", _correlate_backward, setup_context=_setup)
-    torch.library.register_autograd("a2u::reassemble_up", _up_backward, setup_context=_setup)
-    torch.library.register_autograd("a2u::reassemble_down", _down_backward, setup_context=_setup)
+    register_pair_autograd("a2u::correlate", lib_ops.correlate_backward, "a2u::correlation")
+    register_pair_autograd("a2u::reassemble_up", lib_ops.reassemble_up_backward, "a2u::reassembly_up")
+    register_pair_autograd("a2u::reassemble_down", lib_ops.reassemble_down_backward, "a2u::reassembly_down")
     _state["registered"] = True
 
 

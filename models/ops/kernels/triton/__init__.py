@@ -13,10 +13,10 @@ tensors through Triton's interpreter, which is how the CPU tests check them.
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Iterator
 
 import torch
+
+from models.ops.kernels.common import BackendSwitch
 
 __all__ = ["available", "unavailable_reason", "use_triton", "disabled", "backend", "reassemble_up",
            "reassemble_down", "ENV_VAR", "DTYPES"]
@@ -26,7 +26,8 @@ ENV_VAR = "A2U_TRITON"
 #: dtypes the kernels take (fp32 accumulation; fp64 accumulation for fp64)
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
-_state: dict = {"available": None, "reason": None, "enabled": None}
+_state: dict = {"available": None, "reason": None}
+_switch = BackendSwitch(ENV_VAR)
 
 
 def available() -> bool:
@@ -46,32 +47,20 @@ def unavailable_reason() -> str | None:
     return None if available() else _state["reason"]
 
 
-def _enabled() -> bool:
-    if _state["enabled"] is not None:
-        return _state["enabled"]
-    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "off", "false", "no")
-
-
-@contextlib.contextmanager
-def disabled() -> Iterator[None]:
+def disabled() -> contextlib.AbstractContextManager[None]:
     """Run the pure-PyTorch reassembly on CUDA inside the block (comparisons, timings)."""
-    previous = _state["enabled"]
-    _state["enabled"] = False
-    try:
-        yield
-    finally:
-        _state["enabled"] = previous
+    return _switch.off()
 
 
 def use_triton(x: torch.Tensor) -> bool:
     """Whether this eager call on x takes the Triton op: a CUDA tensor of a supported dtype, enabled, triton
     importable (the device check comes first, so CPU calls never import triton)."""
-    return x.device.type == "cuda" and x.dtype in DTYPES and _enabled() and available()
+    return x.device.type == "cuda" and x.dtype in DTYPES and _switch.enabled() and available()
 
 
 def backend(device_type: str = "cuda") -> str:
     """'triton' when eager reassembly on `device_type` uses these kernels, else 'eager'."""
-    return "triton" if device_type == "cuda" and _enabled() and available() else "eager"
+    return "triton" if device_type == "cuda" and _switch.enabled() and available() else "eager"
 
 
 def reassemble_up(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int, group_size: int,

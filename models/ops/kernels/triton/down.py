@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch.library import triton_op
 
+from models.ops.kernels.common import register_pair_autograd
 from models.ops.kernels.triton import kernels as tk
 
 __all__ = ["reassemble_down", "reassemble_down_backward", "geometry"]
@@ -36,4 +37,4 @@ def reassemble_down_backward(grad: torch.Tensor, x: torch.Tensor, kernels: torch
     return tk.backward(grad, x, kernels, geometry(kernel_size), group_size, need_x, need_kernels)
 
 
-tk.register_autograd(reassemble_down, reassemble_down_backward, "a2u::reassembly_down")
+register_pair_autograd(reassemble_down, reassemble_down_backward, "a2u::reassembly_down")

@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-__all__ = ["Geometry", "forward", "grad_kernels", "grad_input", "backward", "register_autograd"]
+__all__ = ["Geometry", "forward", "grad_kernels", "grad_input", "backward"]
 
 #: Elements of the LANES×BLOCK register tile each program works on (sets BLOCK from LANES).
 TILE_ELEMENTS = 4096
@@ -52,6 +52,17 @@ class Geometry:
 
 
 @triton.jit
+def _window(pix, pix_ok, e, W_OUT, H_IN, W_IN, KS: tl.constexpr, DIV: tl.constexpr, MUL: tl.constexpr,
+            PAD: tl.constexpr):
+    """Window entries e (LANES) of output pixels pix (BLOCK): (flat input index, in-bounds mask), LANES×BLOCK
+    each; out-of-bounds entries index 0."""
+    y = ((pix // W_OUT) // DIV)[None, :] * MUL + (e // KS)[:, None] - PAD
+    x = ((pix % W_OUT) // DIV)[None, :] * MUL + (e % KS)[:, None] - PAD
+    ok = (e < KS * KS)[:, None] & pix_ok[None, :] & (y >= 0) & (y < H_IN) & (x >= 0) & (x < W_IN)
+    return tl.where(ok, y * W_IN + x, 0), ok
+
+
+@triton.jit
 def _forward_kernel(x_ptr, k_ptr, out_ptr, C, CG, G, H_IN, W_IN, H_OUT, W_OUT, CHUNK,
                     KS: tl.constexpr, DIV: tl.constexpr, MUL: tl.constexpr, PAD: tl.constexpr,
                     LANES: tl.constexpr, BLOCK: tl.constexpr, FP64: tl.constexpr):
@@ -62,10 +73,7 @@ def _forward_kernel(x_ptr, k_ptr, out_ptr, C, CG, G, H_IN, W_IN, H_OUT, W_OUT, C
     pix = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     pix_ok = pix < hw_out
     e = tl.arange(0, LANES)
-    y = ((pix // W_OUT) // DIV)[None, :] * MUL + (e // KS)[:, None] - PAD
-    x = ((pix % W_OUT) // DIV)[None, :] * MUL + (e % KS)[:, None] - PAD
-    ok = (e < KS * KS)[:, None] & pix_ok[None, :] & (y >= 0) & (y < H_IN) & (x >= 0) & (x < W_IN)
-    src = tl.where(ok, y * W_IN + x, 0)
+    src, ok = _window(pix, pix_ok, e, W_OUT, H_IN, W_IN, KS, DIV, MUL, PAD)
     k_base = ng.to(tl.int64) * (KS * KS) * hw_out
     weights = tl.load(k_ptr + k_base + e[:, None].to(tl.int64) * hw_out + pix[None, :], mask=ok,
                       other=0.0).to(ACC)
@@ -89,10 +97,7 @@ def _grad_kernels_kernel(grad_ptr, x_ptr, gk_ptr, C, CG, G, H_IN, W_IN, H_OUT, W
     pix = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     pix_ok = pix < hw_out
     e = tl.arange(0, LANES)
-    y = ((pix // W_OUT) // DIV)[None, :] * MUL + (e // KS)[:, None] - PAD
-    x = ((pix % W_OUT) // DIV)[None, :] * MUL + (e % KS)[:, None] - PAD
-    ok = (e < KS * KS)[:, None] & pix_ok[None, :] & (y >= 0) & (y < H_IN) & (x >= 0) & (x < W_IN)
-    src = tl.where(ok, y * W_IN + x, 0)
+    src, ok = _window(pix, pix_ok, e, W_OUT, H_IN, W_IN, KS, DIV, MUL, PAD)
     acc = tl.zeros([LANES, BLOCK], dtype=ACC)
     for c in range(0, CG):
         ch = (n * C + g * CG + c).to(tl.int64)
@@ -206,21 +211,3 @@ def backward(grad: torch.Tensor, x: torch.Tensor, kernels: torch.Tensor, geo: Ge
     if need_kernels:
         grad_kernels(grad, x, grad_k, geo, groups)
     return grad_x, grad_k
-
-
-def register_autograd(op, backward_op, label: str) -> None:
-    """Autograd of a reassembly `triton_op` op(x, kernels, *config): its backward calls
-    backward_op(grad, x, kernels, *config, need_x, need_kernels), profiled as `label`."""
-    def setup(ctx, inputs, output) -> None:
-        x, kernels, *config = inputs
-        ctx.save_for_backward(x, kernels)
-        ctx.config = tuple(config)
-
-    def run_backward(ctx, grad):
-        x, kernels = ctx.saved_tensors
-        need_x, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        with torch.profiler.record_function(label):
-            grad_x, grad_k = backward_op(grad, x, kernels, *ctx.config, need_x, need_k)
-        return (grad_x if need_x else None), (grad_k if need_k else None), *(None,) * len(ctx.config)
-
-    op.register_autograd(run_backward, setup_context=setup)

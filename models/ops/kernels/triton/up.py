@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch.library import triton_op
 
+from models.ops.kernels.common import register_pair_autograd
 from models.ops.kernels.triton import kernels as tk
 
 __all__ = ["reassemble_up", "reassemble_up_backward", "geometry"]
@@ -39,4 +40,4 @@ def reassemble_up_backward(grad: torch.Tensor, x: torch.Tensor, kernels: torch.T
     return tk.backward(grad, x, kernels, geometry(kernel_size, scale_factor), group_size, need_x, need_kernels)
 
 
-tk.register_autograd(reassemble_up, reassemble_up_backward, "a2u::reassembly_up")
+register_pair_autograd(reassemble_up, reassemble_up_backward, "a2u::reassembly_up")
